@@ -1,0 +1,21 @@
+from setuptools import find_packages, setup
+
+package_name = "sgft_core"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="SGFT maintainers",
+    maintainer_email="maintainers@sgft-ros.org",
+    description="SGFT algorithms without ROS or MuJoCo: task specs, networks, SAC and SGFT learners, dynamics model, MPPI, replay buffer, checkpoints, safety envelope.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={"console_scripts": []},
+)

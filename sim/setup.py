@@ -1,0 +1,21 @@
+from setuptools import find_packages, setup
+
+package_name = "sgft_sim"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="SGFT maintainers",
+    maintainer_email="maintainers@sgft-ros.org",
+    description="MuJoCo scenes and tasks for SGFT (Gymnasium API), domain randomization, sim-to-sim real proxies, pretraining, and a simulated robot node speaking franka_ros2 and realsense2_camera topics.",
+    license="Apache-2.0",
+    tests_require=["pytest"],
+    entry_points={"console_scripts": []},
+)
