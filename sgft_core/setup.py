@@ -14,7 +14,7 @@ setup(
     zip_safe=True,
     maintainer="SGFT maintainers",
     maintainer_email="maintainers@sgft-ros.org",
-    description="SGFT algorithms without ROS or MuJoCo: task specs, networks, SAC and SGFT learners, dynamics model, MPPI, replay buffer, checkpoints, safety envelope.",
+    description="SGFT algorithms without ROS or MuJoCo: tasks, networks, learners, MPPI, checkpoints.",
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={"console_scripts": []},

@@ -14,7 +14,7 @@ setup(
     zip_safe=True,
     maintainer="SGFT maintainers",
     maintainer_email="maintainers@sgft-ros.org",
-    description="MuJoCo scenes and tasks for SGFT (Gymnasium API), domain randomization, sim-to-sim real proxies, pretraining, and a simulated robot node speaking franka_ros2 and realsense2_camera topics.",
+    description="MuJoCo tasks, sim-to-sim real proxies, pretraining and the simulated robot node.",
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={"console_scripts": []},
