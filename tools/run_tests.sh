@@ -6,12 +6,19 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 "$repo/tools/bootstrap.sh"
+# The venv's activate and colcon's setup scripts read unset variables; relax -u while sourcing them.
+set +u
 # shellcheck disable=SC1091
 source "$repo/setup.bash"
+set -u
 
 echo "run_tests: colcon build"
-colcon build --event-handlers console_cohesion+ summary+ 2>&1 | tail -n 40
+colcon build --event-handlers console_direct- console_cohesion- console_stderr- summary+ status- \
+  || { echo "run_tests: FAILED: colcon build (logs in log/latest_build)" >&2; exit 1; }
+set +u
+# shellcheck disable=SC1091
 source "$repo/install/setup.bash"
+set -u
 
 echo "run_tests: colcon test"
 # Sequential: the DDS tests start processes and measure timing; two cores do not take parallel suites well.
