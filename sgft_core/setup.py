@@ -16,6 +16,6 @@ setup(
     maintainer_email="maintainers@sgft-ros.org",
     description="SGFT algorithms without ROS or MuJoCo: tasks, networks, learners, MPPI, checkpoints.",
     license="Apache-2.0",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},  # colcon picks pytest from here (tests_require is gone)
     entry_points={"console_scripts": []},
 )

@@ -16,6 +16,6 @@ setup(
     maintainer_email="maintainers@sgft-ros.org",
     description="MuJoCo tasks, sim-to-sim real proxies, pretraining and the simulated robot node.",
     license="Apache-2.0",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},  # colcon picks pytest from here (tests_require is gone)
     entry_points={"console_scripts": []},
 )
