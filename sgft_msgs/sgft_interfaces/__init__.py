@@ -1,0 +1,31 @@
+"""The graph's wiring, in one place: topic and service names and the QoS each one is published with.
+
+Installed by the sgft_msgs package next to the generated interfaces, because names and QoS are as much a part of
+the contract between our nodes as the message layouts. Every node imports its names and profiles from here;
+parameters may rename a topic on a given robot (a controller's target topic, a camera's namespace).
+"""
+
+from sgft_interfaces.qos import (
+    COMMAND_QOS,
+    EPISODE_EVENT_QOS,
+    ESTOP_QOS,
+    POLICY_UPDATE_QOS,
+    ROBOT_STATE_QOS,
+    SENSOR_QOS,
+    STATUS_QOS,
+    TRANSITION_QOS,
+)
+from sgft_interfaces.topics import Services, Topics
+
+__all__ = [
+    "COMMAND_QOS",
+    "EPISODE_EVENT_QOS",
+    "ESTOP_QOS",
+    "POLICY_UPDATE_QOS",
+    "ROBOT_STATE_QOS",
+    "SENSOR_QOS",
+    "STATUS_QOS",
+    "TRANSITION_QOS",
+    "Services",
+    "Topics",
+]

@@ -1,0 +1,30 @@
+"""QoS profiles, each chosen on purpose (the reason is next to it)."""
+
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+# Camera clouds: only the newest matters and an 8 MB cloud must never queue up behind older ones.
+SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
+
+# franka_ros2 publishes robot state BEST_EFFORT; a RELIABLE subscriber would receive nothing from it.
+ROBOT_STATE_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
+
+# Controller targets: reliable, newest only; a stale target queued behind a fresh one is worse than none.
+COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+# Transitions: reliable with a deep queue so a learner busy with an update loses none of them.
+TRANSITION_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+# Weights: a late or restarted policy node must get the latest one, so the publisher keeps it (transient local).
+POLICY_UPDATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
+
+# Episode events: an operator tool started late still sees the recent history.
+EPISODE_EVENT_QOS = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE,
+                               durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
+
+# Learner status / heatmaps: periodic, the newest few are enough.
+STATUS_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
+# E-stop state is latched: a node (re)started while the stop is engaged must see it at once.
+ESTOP_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)

@@ -1,0 +1,33 @@
+"""Topic and service names. Upstream names follow franka_ros2 and realsense2_camera 4.x (DESIGN §3)."""
+
+
+class Topics:
+    # franka_ros2 robot state broadcaster (published BEST_EFFORT upstream)
+    ROBOT_POSE = "/franka_robot_state_broadcaster/current_pose"
+    MEASURED_JOINT_STATES = "/franka_robot_state_broadcaster/measured_joint_states"
+    JOINT_STATES = "/joint_states"
+    # controller inputs; the Cartesian one differs between controllers, so nodes take it as a parameter
+    CARTESIAN_TARGET = "/cartesian_impedance_controller/target_pose"
+    JOINT_TRAJECTORY = "/fr3_arm_controller/joint_trajectory"
+    # realsense2_camera with pointcloud.enable:=true, camera_name camera1 / camera2
+    CAMERA_CLOUDS = ("/camera1/camera1/depth/color/points", "/camera2/camera2/depth/color/points")
+    # sim time from the simulated robot
+    CLOCK = "/clock"
+    # our own graph
+    OBJECT_DETECTION = "/sgft/object_detection"
+    OBJECT_POINTS = "/sgft/object_points"
+    TRANSITIONS = "/sgft/transitions"
+    POLICY_UPDATE = "/sgft/policy_update"
+    EPISODE_EVENTS = "/sgft/episode_events"
+    LEARNER_STATUS = "/sgft/learner_status"
+    VALUE_HEATMAP = "/sgft/value_heatmap"
+    ESTOP = "/sgft/estop"
+
+
+class Services:
+    START_EPISODE = "/sgft/start_episode"
+    STOP_EPISODE = "/sgft/stop_episode"
+    # resets the scene: the simulated robot serves it; on the real robot, a homing node does
+    RESET_EPISODE = "/sgft/reset_episode"
+    # std_srvs/SetBool: true engages the e-stop, false clears it
+    SET_ESTOP = "/sgft/set_estop"
