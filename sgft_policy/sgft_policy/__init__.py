@@ -1,0 +1,1 @@
+"""The 5 Hz SGFT control loop (policy_node)."""

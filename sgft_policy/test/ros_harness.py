@@ -1,0 +1,73 @@
+"""Helpers for tests that run nodes as separate processes over real DDS."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import rclpy
+from rclpy.node import Node
+
+
+def isolate_domain() -> int:
+    """Give this test run (and the processes it starts) its own ROS_DOMAIN_ID."""
+    domain = random.Random(os.getpid() ^ time.time_ns()).randint(1, 100)
+    os.environ["ROS_DOMAIN_ID"] = str(domain)
+    return domain
+
+
+def start_node(module: str, params: dict, log_path: str) -> subprocess.Popen:
+    """`python -m module --ros-args -p k:=v ...` with output to log_path (read it when a test fails)."""
+    args = [sys.executable, "-m", module, "--ros-args"]
+    for key, value in params.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, (list, tuple)):
+            text = "[" + ",".join(repr(v) if isinstance(v, str) else str(v) for v in value) + "]"
+        else:
+            text = str(value)
+        args += ["-p", f"{key}:={text}"]
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the process by stop_node
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+    proc.log_file = log  # type: ignore[attr-defined]
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    return proc
+
+
+def stop_node(proc: subprocess.Popen, sig: str = "term") -> None:
+    if proc.poll() is None:
+        proc.kill() if sig == "kill" else proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    proc.log_file.close()  # type: ignore[attr-defined]
+
+
+def node_log(proc: subprocess.Popen) -> str:
+    if not proc.log_file.closed:  # type: ignore[attr-defined]
+        proc.log_file.flush()  # type: ignore[attr-defined]
+    with open(proc.log_path) as f:  # type: ignore[attr-defined]
+        return f.read()
+
+
+def spin_until(node: Node, done: Callable[[], bool], timeout_s: float, step: Callable[[], None] | None = None) -> bool:
+    """Spin node until done() or timeout; step() (e.g. publishing fake sensor data) runs every iteration."""
+    deadline = time.monotonic() + timeout_s
+    while not done() and time.monotonic() < deadline:
+        if step is not None:
+            step()
+        rclpy.spin_once(node, timeout_sec=0.02)
+    return done()
+
+
+def call(node: Node, client, request, timeout_s: float = 10.0, step: Callable[[], None] | None = None):
+    assert client.wait_for_service(timeout_sec=timeout_s), f"service {client.srv_name} not available"
+    future = client.call_async(request)
+    assert spin_until(node, future.done, timeout_s, step), f"no answer from {client.srv_name}"
+    return future.result()

@@ -1,0 +1,223 @@
+"""The policy node as a separate process over DDS, driven by a small kinematic stand-in for robot and camera.
+
+The stand-in moves the end effector to each commanded target at once, so every command can be checked against the
+pose it was computed from: inside the task's box, within one step of the previous target. The actor is swapped for
+an adversarial one (always full throttle) through a real PolicyUpdate to show that weights hot-swap and that the
+envelope holds whatever the network says.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ros_harness import call, isolate_domain, node_log, spin_until, start_node, stop_node  # noqa: E402
+
+isolate_domain()
+
+import rclpy  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
+from std_srvs.srv import SetBool  # noqa: E402
+
+from sgft_core.checkpoint import actor_to_bytes, save_checkpoint  # noqa: E402
+from sgft_core.networks import NetworkConfig, build_networks  # noqa: E402
+from sgft_core.tasks import get_task  # noqa: E402
+from sgft_interfaces import (  # noqa: E402
+    COMMAND_QOS,
+    EPISODE_EVENT_QOS,
+    POLICY_UPDATE_QOS,
+    ROBOT_STATE_QOS,
+    SENSOR_QOS,
+    TRANSITION_QOS,
+    Services,
+    Topics,
+)
+from sgft_msgs.msg import EpisodeEvent, ObjectDetection, PolicyUpdate, Transition  # noqa: E402
+from sgft_msgs.srv import StartEpisode, StopEpisode  # noqa: E402
+
+SPEC = get_task("push")
+CONFIG = NetworkConfig(hidden_dim=32, num_layers=2)
+PUCK = np.array([0.35, 0.05, 0.02])
+
+
+class FakeRobot:
+    """Kinematic robot + camera: pose jumps to each target; the puck sits still and is seen while `camera_on`."""
+
+    def __init__(self, node, start_xy=(0.1, -0.3)) -> None:
+        self.node = node
+        self.ee = np.array([*start_xy, SPEC.ee_height])
+        self.camera_on = True
+        self.commands: list[tuple[float, np.ndarray, np.ndarray]] = []  # (time, pose before, target)
+        self.transitions: list[Transition] = []
+        self.events: list[EpisodeEvent] = []
+        self.pose_pub = node.create_publisher(PoseStamped, Topics.ROBOT_POSE, ROBOT_STATE_QOS)
+        self.det_pub = node.create_publisher(ObjectDetection, Topics.OBJECT_DETECTION, SENSOR_QOS)
+        self.update_pub = node.create_publisher(PolicyUpdate, Topics.POLICY_UPDATE, POLICY_UPDATE_QOS)
+        node.create_subscription(PoseStamped, Topics.CARTESIAN_TARGET, self._on_target, COMMAND_QOS)
+        node.create_subscription(Transition, Topics.TRANSITIONS, self.transitions.append, TRANSITION_QOS)
+        node.create_subscription(EpisodeEvent, Topics.EPISODE_EVENTS, self.events.append, EPISODE_EVENT_QOS)
+        self.start = node.create_client(StartEpisode, Services.START_EPISODE)
+        self.stop = node.create_client(StopEpisode, Services.STOP_EPISODE)
+        self.estop = node.create_client(SetBool, Services.SET_ESTOP)
+        self._last_publish = 0.0
+
+    def _on_target(self, msg: PoseStamped) -> None:
+        target = np.array([msg.pose.position.x, msg.pose.position.y, msg.pose.position.z])
+        self.commands.append((time.monotonic(), self.ee.copy(), target))
+        self.ee = target
+
+    def publish(self) -> None:
+        now = time.monotonic()
+        if now - self._last_publish < 0.02:
+            return
+        self._last_publish = now
+        pose = PoseStamped()
+        pose.header.frame_id = "fr3_link0"
+        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in self.ee)
+        self.pose_pub.publish(pose)
+        if self.camera_on:
+            det = ObjectDetection(valid=True, num_points=500, confidence=1.0, num_cameras=1)
+            det.position.x, det.position.y, det.position.z = (float(v) for v in PUCK)
+            self.det_pub.publish(det)
+
+    def run(self, seconds: float) -> None:
+        spin_until(self.node, lambda: False, seconds, self.publish)
+
+
+def adversarial_update(version: int, direction: float) -> PolicyUpdate:
+    """An actor whose mean saturates the tanh: always ±1 on every axis, the largest step it can ask for."""
+    networks = build_networks(SPEC.obs_dim, SPEC.action_dim, CONFIG)
+    with torch.no_grad():
+        networks.actor.mean_head.weight.zero_()
+        networks.actor.mean_head.bias.fill_(50.0 * direction)
+        networks.actor.log_std_head.bias.fill_(-50.0)
+    data, sha = actor_to_bytes(networks.actor, SPEC.name, CONFIG)
+    return PolicyUpdate(task=SPEC.name, version=version, architecture="{}", weights=list(data), sha256=sha)
+
+
+@pytest.fixture(scope="module")
+def workdir():
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        save_checkpoint(path / "push.safetensors", build_networks(SPEC.obs_dim, SPEC.action_dim, CONFIG),
+                        SPEC.name, CONFIG, seed=0)
+        yield path
+
+
+@pytest.fixture(scope="module")
+def ros():
+    rclpy.init()
+    node = rclpy.create_node("policy_node_test")
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+def _policy(workdir: Path, name: str):
+    return start_node("sgft_policy.policy_node", {
+        "task": "push", "checkpoint": str(workdir / "push.safetensors"),
+        "estop_state_file": str(workdir / "estop"), "max_input_age_s": 0.3,
+    }, str(workdir / f"{name}.log"))
+
+
+def test_commands_stay_in_envelope_and_weights_hot_swap(workdir, ros):
+    proc = _policy(workdir, "policy_envelope")
+    robot = FakeRobot(ros)
+    try:
+        robot.run(1.0)
+        response = call(ros, robot.start, StartEpisode.Request(evaluation=False), step=robot.publish)
+        assert response.accepted, response.message
+        robot.run(2.0)
+        # full throttle towards +x +y: the robot must stop at the box's corner, one bounded step at a time
+        robot.update_pub.publish(adversarial_update(version=7, direction=+1.0))
+        robot.run(4.0)
+        t_v8 = time.monotonic()
+        robot.update_pub.publish(adversarial_update(version=8, direction=-1.0))
+        robot.run(2.5)
+        # a corrupted update (wrong sha256) is refused: the version stays 8
+        bad = adversarial_update(version=9, direction=+1.0)
+        bad.sha256 = "0" * 64
+        robot.update_pub.publish(bad)
+        robot.run(1.0)
+    finally:
+        stop_node(proc)
+    log = node_log(proc)
+    assert len(robot.commands) >= 30, log
+    low, high, step = SPEC.workspace_low[:2], SPEC.workspace_high[:2], SPEC.max_delta
+    for _, before, target in robot.commands:
+        assert np.all(np.abs(target[:2] - before[:2]) <= step + 1e-6), (before, target)
+        # the start pose lies outside the box: until the robot is inside, it may only move towards it
+        if np.all(before[:2] >= low) and np.all(before[:2] <= high):
+            assert np.all(target[:2] >= low - 1e-6) and np.all(target[:2] <= high + 1e-6), target
+        assert target[2] == pytest.approx(SPEC.ee_height)
+    versions = [t.policy_version for t in robot.transitions]
+    assert 0 in versions and 7 in versions and 8 in versions and 9 not in versions, versions
+    corner = [target for t, _, target in robot.commands if t < t_v8][-1]
+    np.testing.assert_allclose(corner[:2], high, atol=1e-6)  # version 7 drove it into the +x +y corner
+    assert "rejected policy_update" in log and "sha256" in log
+    steps = [(t.episode_id, t.step) for t in robot.transitions]
+    assert steps == sorted(set(steps)), "a transition was duplicated or reordered"
+    for t in robot.transitions:
+        assert len(t.obs) == SPEC.obs_dim and len(t.next_obs) == SPEC.obs_dim and len(t.action) == SPEC.action_dim
+        assert t.reward == pytest.approx(float(SPEC.reward(np.array(t.next_obs))), abs=1e-5)
+
+
+def test_stale_camera_holds_and_estop_survives_restart(workdir, ros):
+    proc = _policy(workdir, "policy_hold")
+    robot = FakeRobot(ros, start_xy=(0.3, 0.0))
+    try:
+        robot.run(1.0)
+        assert call(ros, robot.start, StartEpisode.Request(evaluation=False), step=robot.publish).accepted
+        robot.run(1.5)
+        robot.camera_on = False
+        robot.run(0.6)  # max_input_age 0.3 s + one period
+        n_at_hold = len(robot.commands)
+        robot.run(1.5)
+        assert len(robot.commands) == n_at_hold, "commands continued with a stale camera"
+        holds = [e for e in robot.events if e.event == EpisodeEvent.HOLDING]
+        assert holds and "detection" in holds[0].reason
+        robot.camera_on = True
+        robot.run(1.0)
+        assert any(e.event == EpisodeEvent.RESUMED for e in robot.events)
+        assert len(robot.commands) > n_at_hold
+        # e-stop: commands stop within one control period
+        call(ros, robot.estop, SetBool.Request(data=True), step=robot.publish)
+        t_stop = time.monotonic()
+        robot.run(1.0)
+        late = [c for c in robot.commands if c[0] > t_stop + 0.2 + 0.05]
+        assert not late, f"{len(late)} commands after the e-stop"
+        assert any(e.event == EpisodeEvent.ABORTED and "e-stop" in e.reason for e in robot.events)
+    finally:
+        stop_node(proc)
+    # restarted, the node still refuses to move until the e-stop is cleared
+    proc = _policy(workdir, "policy_restart")
+    try:
+        robot.run(1.0)
+        refused = call(ros, robot.start, StartEpisode.Request(), timeout_s=15, step=robot.publish)
+        assert not refused.accepted and "e-stop" in refused.message
+        call(ros, robot.estop, SetBool.Request(data=False), step=robot.publish)
+        assert call(ros, robot.start, StartEpisode.Request(), step=robot.publish).accepted
+    finally:
+        stop_node(proc)
+
+
+def test_out_of_range_parameters_are_refused(workdir):
+    proc = start_node("sgft_policy.policy_node", {
+        "task": "push", "checkpoint": str(workdir / "push.safetensors"), "control_rate_hz": 500.0,
+    }, str(workdir / "policy_bad_param.log"))
+    assert proc.wait(timeout=30) == 2
+    stop_node(proc)
+    assert "control_rate_hz" in node_log(proc)
+    proc = start_node("sgft_policy.policy_node", {
+        "task": "push", "checkpoint": str(workdir / "push.safetensors"), "max_step": [0.5, 0.5],
+    }, str(workdir / "policy_bad_step.log"))
+    assert proc.wait(timeout=30) == 2
+    stop_node(proc)
+    assert "max_step" in node_log(proc)
