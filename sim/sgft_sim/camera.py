@@ -1,0 +1,73 @@
+"""Simulated RealSense views of the table: off-screen RGB + depth rendered into a colored point cloud.
+
+Two fixed cameras look at the workspace from the front-left and front-right, as the two D455s do on the real
+setup. The cloud is expressed like realsense2_camera's: in the camera's optical frame (x right, y down, z forward),
+metres, with the camera→base transform alongside (on the real robot that is the calibration input). Off-screen
+rendering needs an OpenGL backend without a display: set MUJOCO_GL=osmesa (or egl) before mujoco is imported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+CAMERA_NAMES = ("camera1", "camera2")
+# D455 depth: 87° × 58° field of view; MuJoCo takes the vertical one. Aimed at the middle of the push workspace.
+CAMERA_FOVY_DEG = 58.0
+CAMERAS_XML = f"""
+    <body name="camera_target" pos="0.48 0 0"/>
+    <camera name="camera1" pos="1.15 -0.55 0.65" mode="targetbody" target="camera_target" fovy="{CAMERA_FOVY_DEG}"/>
+    <camera name="camera2" pos="1.15 0.55 0.65" mode="targetbody" target="camera_target" fovy="{CAMERA_FOVY_DEG}"/>
+"""
+MAX_RANGE = 3.0  # m; farther pixels are background (a D455 reports nothing useful beyond a few metres either)
+# MuJoCo cameras look along −z with y up; the optical frame looks along +z with y down.
+_MUJOCO_TO_OPTICAL = np.diag([1.0, -1.0, -1.0])
+
+
+@dataclass
+class PointCloud:
+    xyz: np.ndarray  # (N, 3) float32, optical frame of the camera
+    rgb: np.ndarray  # (N, 3) uint8
+    camera_to_base: np.ndarray  # (4, 4) float64: p_base = R @ p_optical + t
+    width: int
+    height: int
+
+    def in_base_frame(self) -> np.ndarray:
+        return self.xyz @ self.camera_to_base[:3, :3].T.astype(np.float32) + self.camera_to_base[:3, 3].astype(
+            np.float32)
+
+
+def camera_to_base(model: mujoco.MjModel, data: mujoco.MjData, camera: str) -> np.ndarray:
+    cam = model.camera(camera).id
+    transform = np.eye(4)
+    transform[:3, :3] = data.cam_xmat[cam].reshape(3, 3) @ _MUJOCO_TO_OPTICAL
+    transform[:3, 3] = data.cam_xpos[cam]
+    return transform
+
+
+def render_point_cloud(renderer: mujoco.Renderer, model: mujoco.MjModel, data: mujoco.MjData,
+                       camera: str) -> PointCloud:
+    """Render `camera` (RGB, then depth) with `renderer` and back-project every valid pixel."""
+    mujoco.mj_kinematics(model, data)
+    mujoco.mj_camlight(model, data)
+    renderer.update_scene(data, camera=camera)
+    rgb = renderer.render()
+    renderer.enable_depth_rendering()
+    try:
+        depth = renderer.render()
+    finally:
+        renderer.disable_depth_rendering()
+    height, width = depth.shape
+    fovy = math.radians(model.cam_fovy[model.camera(camera).id])
+    focal = 0.5 * height / math.tan(0.5 * fovy)
+    u = (np.arange(width, dtype=np.float32) + 0.5 - 0.5 * width) / focal
+    v = (np.arange(height, dtype=np.float32) + 0.5 - 0.5 * height) / focal
+    valid = (depth > 0.0) & (depth < MAX_RANGE)
+    z = depth[valid].astype(np.float32)
+    rows, cols = np.nonzero(valid)
+    xyz = np.stack([u[cols] * z, v[rows] * z, z], axis=1)
+    return PointCloud(xyz=xyz, rgb=rgb[valid], camera_to_base=camera_to_base(model, data, camera), width=width,
+                      height=height)

@@ -1,0 +1,87 @@
+"""Sim-to-sim "real" robots: configurations of the training envs with named dynamics gaps (DESIGN §5).
+
+Every gap the SGFT paper attributes to reality is one field of `ProxyConfig`, so a proxy is readable at a glance and
+tests can check each knob. "sim" is the training configuration (domain randomization on, no gap). "real" is the
+default real robot of each task; push also has "deformable" (a soft puck the simulator never trained on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    name: str
+    # domain randomization of the task's physical parameters (paper tables 1-3); off = the values in `params`
+    randomize_params: bool = True
+    # overrides of the task's nominal physical parameters (names as in the task's PARAM_RANGES), used when fixed
+    params: dict[str, float] = field(default_factory=dict)
+    # randomized initial gripper pose; off = the task's fixed initial pose
+    randomize_initial_pose: bool = True
+    # the commanded delta is multiplied by this before it reaches the controller (mis-calibrated action magnitude)
+    action_scale: float = 1.0
+    # joint impedance of the tracking controller, relative to the simulator's, and its damping ratio
+    stiffness_scale: float = 1.0
+    damping_ratio: float = 1.0
+    # latency: each action is held for U(low, high) control periods before the next observation (None: exactly 1)
+    hold_periods: tuple[float, float] | None = None
+    # object dynamics relative to the task's (push: puck; insert: part friction)
+    object_mass_scale: float = 1.0
+    object_friction_scale: float = 1.0
+    # push only: a soft body (MuJoCo flex) replaces the rigid puck
+    deformable: bool = False
+
+
+SIM = ProxyConfig(name="sim")
+
+# The default real robots. Push: a light, slippery puck (it keeps sliding after contact, so pushing at the sim
+# policy's speed overshoots the goal), a controller that is softer and fed larger steps than the simulator's, and
+# variable latency. All of it changes *how* to push (gently, stopping early), none of it makes the goal unreachable.
+_REAL_PUSH = ProxyConfig(
+    name="real",
+    randomize_params=False,
+    params={"puck_x": 0.40, "puck_y": 0.10},
+    randomize_initial_pose=False,
+    action_scale=1.5,
+    stiffness_scale=0.5,
+    damping_ratio=0.6,
+    hold_periods=(0.6, 1.4),
+    object_mass_scale=0.5,
+    object_friction_scale=0.15,
+)
+_REAL_HAMMER = ProxyConfig(
+    name="real",
+    randomize_params=False,
+    params={"nail_damping": 60.0, "hammer_mass": 0.35},
+    randomize_initial_pose=False,
+    action_scale=0.6,
+    stiffness_scale=0.5,
+    damping_ratio=1.5,
+    hold_periods=(0.6, 1.4),
+)
+_REAL_INSERT = ProxyConfig(
+    name="real",
+    randomize_params=False,
+    params={"part_dx": 0.03, "part_dy": -0.03, "part_yaw_deg": 12.0, "friction": 1.2},
+    randomize_initial_pose=False,
+    action_scale=1.6,
+    stiffness_scale=0.4,
+    damping_ratio=0.5,
+    hold_periods=(0.6, 1.4),
+)
+
+PROXIES: dict[str, dict[str, ProxyConfig]] = {
+    "push": {"sim": SIM, "real": _REAL_PUSH, "deformable": replace(_REAL_PUSH, name="deformable", deformable=True,
+                                                                    object_friction_scale=1.0, object_mass_scale=1.0)},
+    "hammer": {"sim": SIM, "real": _REAL_HAMMER},
+    "insert": {"sim": SIM, "real": _REAL_INSERT},
+}
+
+
+def get_proxy(task: str, proxy: str) -> ProxyConfig:
+    if task not in PROXIES:
+        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(sorted(PROXIES))}")
+    if proxy not in PROXIES[task]:
+        raise ValueError(f"unknown proxy {proxy!r} for {task}; known: {', '.join(sorted(PROXIES[task]))}")
+    return PROXIES[task][proxy]

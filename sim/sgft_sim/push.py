@@ -1,0 +1,88 @@
+"""Push: a vertical finger on the Franka pushes a puck along the table to x = 55 cm (DESIGN §5).
+
+Deviation from the paper's table: the paper randomizes the puck's x over a 30 cm range; with the goal at 55 cm in
+the robot base frame and a vertical tool at table height, the FR3 cannot reach behind a puck closer than ≈31 cm
+(joint 4 hits its limit), so the puck starts in x ∈ [0.35, 0.50] m, y ∈ [−0.25, 0.25] m.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sgft_core.tasks import PUSH, PUSH_TABLE_X, PUSH_TABLE_Y
+from sgft_sim.base_env import TABLE_HALF_THICKNESS, FrankaTaskEnv
+from sgft_sim.proxies import ProxyConfig
+
+PUCK_RADIUS = 0.025
+PUCK_HALF_HEIGHT = 0.015
+PUCK_RGBA = "1.0 0.35 0.0 1"  # saturated orange: hue ≈ 20°, found by an HSV threshold; the scene has no other
+TOOL_RADIUS = 0.01  # finger radius + puck radius = PUSH_EE_OFFSET (3.5 cm)
+GRAVITY = 9.81
+# The puck slides on the table through planar joints (x, y, yaw) with Coulomb friction μ·m·g as joint frictionloss,
+# instead of a free body in contact with the table: a stiff arm pushing a light free puck drives it into the table
+# (soft contacts) and the finger then rides over it; the planar model is exact for a puck that stays flat and needs
+# no table contacts at all, which also makes the step cheaper. Contact groups: finger/puck = 1, table = 2.
+
+
+def table_xml(rgba: str = "") -> str:
+    cx, cy = 0.5 * (PUSH_TABLE_X[0] + PUSH_TABLE_X[1]), 0.5 * (PUSH_TABLE_Y[0] + PUSH_TABLE_Y[1])
+    hx, hy = 0.5 * (PUSH_TABLE_X[1] - PUSH_TABLE_X[0]), 0.5 * (PUSH_TABLE_Y[1] - PUSH_TABLE_Y[0])
+    return (f'<geom name="table" type="box" pos="{cx} {cy} {-TABLE_HALF_THICKNESS}" '
+            f'size="{hx} {hy} {TABLE_HALF_THICKNESS}" material="table_mat" contype="2" conaffinity="2"/>'
+            '<geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" rgba=".3 .3 .32 1"/>')
+
+
+class PushEnv(FrankaTaskEnv):
+    task = PUSH
+    PARAM_RANGES = {"puck_x": (0.35, 0.50), "puck_y": (-0.25, 0.25)}
+    NOMINAL_PARAMS = {"puck_x": 0.40, "puck_y": 0.0, "puck_mass": 0.2, "puck_friction": 0.4}
+    EE_START_LOW = np.array([0.28, -0.10, PUSH.ee_height])
+    EE_START_HIGH = np.array([0.31, 0.10, PUSH.ee_height])
+    FIXED_EE_START = np.array([0.30, 0.0, PUSH.ee_height])
+
+    def __init__(self, proxy: ProxyConfig, seed: int | None = None, render_mode: str | None = None) -> None:
+        super().__init__(proxy, seed=seed, render_mode=render_mode)
+        if not proxy.deformable:
+            self._puck_geom = self.model.geom("puck").id
+            self._puck_body = self.model.body("puck").id
+            self._puck_joints = [self.model.joint(n).id for n in ("puck_x", "puck_y", "puck_yaw")]
+            # inertia scales with mass for a fixed shape; keep the compiled values to scale from
+            self._puck_mass0 = float(self.model.body_mass[self._puck_body])
+            self._puck_inertia0 = self.model.body_inertia[self._puck_body].copy()
+
+    def _tool_xml(self) -> str:
+        return (f'<geom name="finger" type="capsule" fromto="0 0 0.15 0 0 0.21" size="{TOOL_RADIUS}" '
+                'rgba=".15 .15 .15 1" friction="0.1 0.005 0.0001" contype="1" conaffinity="1" mass="0"/>'
+                '<site name="ee" pos="0 0 0.21" size="0.005"/>')
+
+    def _world_xml(self) -> str:
+        return table_xml() + self._object_xml()
+
+    def _object_xml(self) -> str:
+        return (f'<body name="puck" pos="0 0 {PUCK_HALF_HEIGHT}">'
+                '<joint name="puck_x" type="slide" axis="1 0 0" damping="0.01"/>'
+                '<joint name="puck_y" type="slide" axis="0 1 0" damping="0.01"/>'
+                '<joint name="puck_yaw" type="hinge" axis="0 0 1" damping="0.0001"/>'
+                f'<geom name="puck" type="cylinder" size="{PUCK_RADIUS} {PUCK_HALF_HEIGHT}" rgba="{PUCK_RGBA}" '
+                'friction="0.3 0.005 0.0001" contype="1" conaffinity="1"/></body>')
+
+    def _apply_params(self) -> None:
+        p = self.params
+        mass = p["puck_mass"] * self.proxy.object_mass_scale
+        self.model.body_mass[self._puck_body] = mass
+        self.model.body_inertia[self._puck_body] = self._puck_inertia0 * (mass / self._puck_mass0)
+        friction = p["puck_friction"] * self.proxy.object_friction_scale
+        jx, jy, jyaw = self._puck_joints
+        dofs = self.model.jnt_dofadr[[jx, jy, jyaw]]
+        self.model.dof_frictionloss[dofs[:2]] = friction * mass * GRAVITY
+        # torsional friction of a flat disc on a table: (2/3)·μ·m·g·R
+        self.model.dof_frictionloss[dofs[2]] = friction * mass * GRAVITY * PUCK_RADIUS * 2.0 / 3.0
+        self.data.qpos[self.model.jnt_qposadr[jx]] = p["puck_x"]
+        self.data.qpos[self.model.jnt_qposadr[jy]] = p["puck_y"]
+
+    def object_position(self) -> np.ndarray:
+        return self.data.xpos[self._puck_body].copy()
+
+    def observation(self) -> np.ndarray:
+        ee, puck = self.ee_position(), self.object_position()
+        return np.array([ee[0], ee[1], puck[0], puck[1]], dtype=np.float32)
