@@ -106,9 +106,23 @@ class FrankaTaskEnv(gym.Env):
         self._ramp_to(q_goal)
         return target
 
-    def set_joint_targets(self, q: np.ndarray) -> None:
-        """Track joint position targets of the 7 arm joints (clipped to the joint limits)."""
-        self._ramp_to(np.asarray(q, dtype=np.float64))
+    def set_joint_targets(self, q: np.ndarray) -> np.ndarray:
+        """Track joint position targets of the 7 arm joints, clipped to the joint limits and shortened (towards the
+        current target) until the end effector they imply lies in the workspace box; returns the target used."""
+        start = self.arm.joint_targets()
+        goal = np.clip(np.asarray(q, dtype=np.float64), self.arm.joint_low, self.arm.joint_high)
+        if not self._in_box(self.arm.forward_ee(goal)):
+            low, high = 0.0, 1.0  # bisection on the fraction of the step that stays inside the box
+            for _ in range(8):
+                mid = 0.5 * (low + high)
+                low, high = (mid, high) if self._in_box(self.arm.forward_ee(start + mid * (goal - start))) else (low,
+                                                                                                              mid)
+            goal = start + low * (goal - start)
+        self._ramp_to(goal)
+        return goal
+
+    def _in_box(self, xyz: np.ndarray) -> bool:
+        return bool(np.all(xyz >= self.task.workspace_low) and np.all(xyz <= self.task.workspace_high))
 
     def simulate(self, seconds: float) -> None:
         """Advance the physics by `seconds`, ramping a pending joint target in over the first half."""
@@ -151,8 +165,8 @@ class FrankaTaskEnv(gym.Env):
         else:
             self.params.update(self.proxy.params)
         self._apply_params()
-        ee_start = (rng.uniform(self.EE_START_LOW, self.EE_START_HIGH) if self.proxy.randomize_initial_pose
-                    else self.FIXED_EE_START.copy())
+        ee_start = self._initial_ee(rng.uniform(self.EE_START_LOW, self.EE_START_HIGH)
+                                    if self.proxy.randomize_initial_pose else self.FIXED_EE_START.copy())
         q0 = self.arm.solve_ik(ee_start, self._ik_seed(), GRIPPER_DOWN, iterations=60)
         self.arm.reset(q0)
         self._ee_target = ee_start
@@ -162,6 +176,10 @@ class FrankaTaskEnv(gym.Env):
         self._steps = 0
         obs = self.observation()
         return obs, {"success": bool(self.task.success(obs)), "params": dict(self.params)}
+
+    def _initial_ee(self, sampled: np.ndarray) -> np.ndarray:
+        """The initial end-effector position from the sampled (or fixed) EE_START value; tasks may make it relative."""
+        return sampled
 
     def _ik_seed(self) -> np.ndarray:
         return HOME_Q

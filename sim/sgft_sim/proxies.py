@@ -2,12 +2,12 @@
 
 Every gap the SGFT paper attributes to reality is one field of `ProxyConfig`, so a proxy is readable at a glance and
 tests can check each knob. "sim" is the training configuration (domain randomization on, no gap). "real" is the
-default real robot of each task; push also has "deformable" (a soft puck the simulator never trained on).
+default real robot of each task. (A "deformable" push proxy with a MuJoCo flex puck is not built yet.)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -72,8 +72,7 @@ _REAL_INSERT = ProxyConfig(
 )
 
 PROXIES: dict[str, dict[str, ProxyConfig]] = {
-    "push": {"sim": SIM, "real": _REAL_PUSH, "deformable": replace(_REAL_PUSH, name="deformable", deformable=True,
-                                                                    object_friction_scale=1.0, object_mass_scale=1.0)},
+    "push": {"sim": SIM, "real": _REAL_PUSH},
     "hammer": {"sim": SIM, "real": _REAL_HAMMER},
     "insert": {"sim": SIM, "real": _REAL_INSERT},
 }

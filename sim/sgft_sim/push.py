@@ -24,11 +24,12 @@ GRAVITY = 9.81
 # no table contacts at all, which also makes the step cheaper. Contact groups: finger/puck = 1, table = 2.
 
 
-def table_xml(rgba: str = "") -> str:
+def table_xml(contype: int = 2) -> str:
     cx, cy = 0.5 * (PUSH_TABLE_X[0] + PUSH_TABLE_X[1]), 0.5 * (PUSH_TABLE_Y[0] + PUSH_TABLE_Y[1])
     hx, hy = 0.5 * (PUSH_TABLE_X[1] - PUSH_TABLE_X[0]), 0.5 * (PUSH_TABLE_Y[1] - PUSH_TABLE_Y[0])
     return (f'<geom name="table" type="box" pos="{cx} {cy} {-TABLE_HALF_THICKNESS}" '
-            f'size="{hx} {hy} {TABLE_HALF_THICKNESS}" material="table_mat" contype="2" conaffinity="2"/>'
+            f'size="{hx} {hy} {TABLE_HALF_THICKNESS}" material="table_mat" '
+            f'contype="{contype}" conaffinity="{contype}"/>'
             '<geom name="floor" type="plane" pos="0 0 -0.75" size="3 3 0.1" rgba=".3 .3 .32 1"/>')
 
 
@@ -42,13 +43,14 @@ class PushEnv(FrankaTaskEnv):
 
     def __init__(self, proxy: ProxyConfig, seed: int | None = None, render_mode: str | None = None) -> None:
         super().__init__(proxy, seed=seed, render_mode=render_mode)
-        if not proxy.deformable:
-            self._puck_geom = self.model.geom("puck").id
-            self._puck_body = self.model.body("puck").id
-            self._puck_joints = [self.model.joint(n).id for n in ("puck_x", "puck_y", "puck_yaw")]
-            # inertia scales with mass for a fixed shape; keep the compiled values to scale from
-            self._puck_mass0 = float(self.model.body_mass[self._puck_body])
-            self._puck_inertia0 = self.model.body_inertia[self._puck_body].copy()
+        if proxy.deformable:
+            raise ValueError("the deformable (flex) puck is not built yet; use proxy 'sim' or 'real'")
+        self._puck_geom = self.model.geom("puck").id
+        self._puck_body = self.model.body("puck").id
+        self._puck_joints = [self.model.joint(n).id for n in ("puck_x", "puck_y", "puck_yaw")]
+        # inertia scales with mass for a fixed shape; keep the compiled values to scale from
+        self._puck_mass0 = float(self.model.body_mass[self._puck_body])
+        self._puck_inertia0 = self.model.body_inertia[self._puck_body].copy()
 
     def _tool_xml(self) -> str:
         return (f'<geom name="finger" type="capsule" fromto="0 0 0.15 0 0 0.21" size="{TOOL_RADIUS}" '

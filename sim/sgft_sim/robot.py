@@ -184,6 +184,14 @@ class FrankaArm:
         self.data.qvel[self.dof_ids] = 0.0
         self.set_joint_targets(q)
 
+    def forward_ee(self, q: np.ndarray) -> np.ndarray:
+        """End-effector position for joint angles q (computed on a scratch copy; the simulation is untouched)."""
+        scratch = self._scratch
+        scratch.qpos[:] = self.data.qpos
+        scratch.qpos[self.qpos_ids] = q
+        mujoco.mj_kinematics(self.model, scratch)
+        return scratch.site_xpos[self.ee_site].copy()
+
     # ------------------------------------------------------------------------------------------------------- IK
     def solve_ik(self, target_xyz: np.ndarray, q_seed: np.ndarray, target_rot: np.ndarray | None = None,
                  iterations: int = 12, posture: np.ndarray = HOME_Q) -> np.ndarray:

@@ -1,0 +1,146 @@
+import os
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")  # off-screen rendering without a display; must precede mujoco import
+
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import sgft_sim
+from sgft_core.tasks import get_task
+from sgft_sim.proxies import PROXIES, SIM
+
+
+@pytest.fixture(scope="module", params=["push", "hammer", "insert"])
+def env(request):
+    env = sgft_sim.make_env(request.param, seed=0)
+    yield env
+    env.close()
+
+
+def test_randomization_ranges_respected(env):
+    seen = {name: [] for name in env.PARAM_RANGES}
+    for i in range(30):
+        _, info = env.reset(seed=100 + i)
+        for name, (low, high) in env.PARAM_RANGES.items():
+            assert low <= info["params"][name] <= high
+            seen[name].append(info["params"][name])
+    for name, (low, high) in env.PARAM_RANGES.items():
+        assert np.ptp(seen[name]) > 0.3 * (high - low), f"{name} is not randomized"
+
+
+def test_same_seed_same_trajectory(env):
+    actions = np.random.default_rng(1).uniform(-1, 1, size=(8, env.action_space.shape[0]))
+    runs = []
+    for _ in range(2):
+        obs, _ = env.reset(seed=7)
+        trajectory = [obs] + [env.step(a)[0] for a in actions]
+        runs.append(np.array(trajectory))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    obs_other, _ = env.reset(seed=8)
+    assert not np.array_equal(obs_other, runs[0][0])
+
+
+def test_workspace_box_respected_under_random_actions(env):
+    spec = env.task
+    rng = np.random.default_rng(2)
+    env.reset(seed=3)
+    for _ in range(spec.episode_length):
+        obs, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, size=spec.action_dim))
+        assert np.all(env.ee_position() >= spec.workspace_low - 0.01)
+        assert np.all(env.ee_position() <= spec.workspace_high + 0.01)
+        assert obs.dtype == np.float32 and obs.shape == (spec.obs_dim,)
+        assert reward == pytest.approx(float(spec.reward(obs)))
+        if terminated:
+            break
+    assert truncated or terminated
+
+
+def test_robot_interface(env):
+    env.reset(seed=0)
+    names, q, dq = env.joint_state()
+    assert names == tuple(f"fr3_joint{i}" for i in range(1, 8)) and q.shape == (7,) and dq.shape == (7,)
+    if env.task.action_kind == "cartesian":
+        target = env.ee_position() + np.array([0.03, 0.0, 0.0])
+        env.set_ee_target(target)
+        env.simulate(0.4)
+        assert np.linalg.norm(env.ee_position()[:2] - target[:2]) < 0.01
+
+
+def test_check_env():
+    env = sgft_sim.make_env("push", seed=0)
+    check_env(env, skip_render_check=True)
+    env.close()
+
+
+def test_proxies_differ_from_sim_in_their_knobs():
+    for task, proxies in PROXIES.items():
+        real = proxies["real"]
+        assert not real.randomize_params and not real.randomize_initial_pose
+        assert real.action_scale != SIM.action_scale and real.stiffness_scale != SIM.stiffness_scale
+        assert real.hold_periods == (0.6, 1.4) and SIM.hold_periods is None
+        env = sgft_sim.make_env(task, "real", seed=0)
+        kp = env.model.actuator_gainprm[env.arm.actuator_ids, 0]
+        sim_kp = sgft_sim.make_env(task, "sim", seed=0).model.actuator_gainprm[env.arm.actuator_ids, 0]
+        np.testing.assert_allclose(kp, sim_kp * real.stiffness_scale)
+        first, _ = env.reset(seed=1)
+        second, _ = env.reset(seed=2)
+        np.testing.assert_allclose(first, second, atol=2e-3)  # fixed parameters and initial pose
+        holds = set()
+        for _ in range(5):
+            env.step(np.zeros(env.action_space.shape))
+            holds.add(round(env.last_hold_periods, 6))
+            assert 0.6 <= env.last_hold_periods <= 1.4
+        assert len(holds) > 1
+
+
+def test_push_real_puck_is_lighter_and_slipperier():
+    sim = sgft_sim.make_env("push", "sim", seed=0)
+    real = sgft_sim.make_env("push", "real", seed=0)
+    for env in (sim, real):
+        env.reset(seed=0)
+    body = sim.model.body("puck").id
+    assert real.model.body_mass[body] < sim.model.body_mass[body]
+    dof = sim.model.jnt_dofadr[sim.model.joint("puck_x").id]
+    assert real.model.dof_frictionloss[dof] < 0.2 * sim.model.dof_frictionloss[dof]
+
+
+def test_scripted_push_succeeds_in_sim():
+    env = sgft_sim.make_env("push", seed=0)
+    successes = 0
+    for episode in range(3):
+        obs, _ = env.reset(seed=episode)
+        for _ in range(get_task("push").episode_length):
+            ee, puck = obs[:2], obs[2:]
+            target = puck - np.array([0.035, 0.0])
+            if abs(ee[1] - puck[1]) > 0.01 and ee[0] > puck[0] - 0.06:
+                target = np.array([puck[0] - 0.07, puck[1]])  # go around, behind the puck
+            elif abs(ee[1] - puck[1]) <= 0.01 and ee[0] < puck[0] - 0.03:
+                target = np.array([min(puck[0], 0.515), puck[1]])  # push until the puck sits at 55 cm
+            obs, _, terminated, _, info = env.step(np.clip((target - ee) / 0.04, -1, 1))
+            if terminated:
+                break
+        successes += info["success"]
+    assert successes == 3
+
+
+@pytest.mark.parametrize(("width", "height"), [(424, 240)])
+def test_point_cloud_finds_the_puck(width, height):
+    env = sgft_sim.make_env("push", seed=0)
+    env.reset(seed=4)
+    try:
+        for camera in ("camera1", "camera2"):
+            cloud = env.point_cloud(camera, width=width, height=height)
+            assert cloud.xyz.dtype == np.float32 and cloud.rgb.dtype == np.uint8
+            assert cloud.xyz.shape == cloud.rgb.shape and np.all(cloud.xyz[:, 2] > 0)  # optical z looks forward
+            rgb = cloud.rgb.astype(int)
+            orange = (rgb[:, 0] > 150) & (rgb[:, 1] < 0.6 * rgb[:, 0]) & (rgb[:, 2] < 60)
+            assert orange.sum() > 20
+            points = cloud.in_base_frame()[orange]
+            # the visible surface of the puck: its xy centre lies within the radius, the top at its height
+            top = points[points[:, 2] > 0.025]
+            centre = env.object_position()
+            assert np.linalg.norm(np.median(top[:, :2], axis=0) - centre[:2]) < 0.01
+            assert abs(np.median(top[:, 2]) - 0.03) < 0.01
+    finally:
+        env.close()
