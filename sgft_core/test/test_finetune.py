@@ -1,0 +1,306 @@
+"""The fine-tuning learner: relabelling, horizon cut, imagined branches, variant configurations, and a short SGFT run
+that recovers a policy broken by a dynamics gap on a point-mass task written here (the MuJoCo envs are too slow for a
+unit test)."""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sgft_core.finetune import METHODS, FinetuneLearner, make_config
+from sgft_core.networks import NetworkConfig, Networks, build_networks
+from sgft_core.replay import Batch
+from sgft_core.tasks import TaskSpec, get_task
+
+SMALL = NetworkConfig(hidden_dim=32)
+PUSH = get_task("push")
+
+
+def _push_networks(seed: int = 0) -> Networks:
+    torch.manual_seed(seed)
+    return build_networks(PUSH.obs_dim, PUSH.action_dim, SMALL)
+
+
+def _push_batch(n: int, seed: int = 0) -> Batch:
+    rng = np.random.default_rng(seed)
+    obs = rng.uniform([0.3, -0.2, 0.1, -0.2], [0.6, 0.2, 0.4, 0.2], (n, 4)).astype(np.float32)
+    action = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+    next_obs = (obs + 0.01 * rng.normal(size=obs.shape)).astype(np.float32)
+    return Batch(obs, action, PUSH.reward(next_obs).astype(np.float32), next_obs, np.zeros(n, np.float32))
+
+
+class LinearPotential(nn.Module):
+    """V(s) = 2·s₀ + s₂: a potential whose values can be computed by hand."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return 2.0 * obs[..., 0] + obs[..., 2]
+
+
+def test_relabelling_matches_hand_computed_values():
+    learner = FinetuneLearner(PUSH, _push_networks(), make_config("sgft"))
+    learner.value = LinearPotential()
+    obs = torch.tensor([[0.3, 0.0, 0.2, 0.1], [0.3, 0.0, 0.2, 0.1]])
+    next_obs = torch.tensor([[0.32, 0.0, 0.25, 0.1], [0.32, 0.0, 0.25, 0.1]])
+    reward = torch.tensor([-0.5, -0.5])
+    terminal = torch.tensor([0.0, 1.0])
+    relabelled = learner.relabel(obs, reward, next_obs, terminal)
+    # V(s) = 0.8, V(s') = 0.89: r̄ = −0.5 + 0.99·0.89 − 0.8 = −0.4189; at a terminal s' its potential counts as 0.
+    assert relabelled.tolist() == pytest.approx([-0.4189, -1.3], abs=1e-6)
+    raw = FinetuneLearner(PUSH, _push_networks(), make_config("sac_finetune"))
+    raw.value = LinearPotential()
+    assert raw.relabel(obs, reward, next_obs, terminal).tolist() == [-0.5, -0.5]
+
+
+def _make_target_critic_huge(learner: FinetuneLearner) -> None:
+    with torch.no_grad():
+        for module in (learner.critic_target, learner.critic):
+            module.net[-1].bias.fill_(1e6)
+
+
+@pytest.mark.parametrize("branches", [0, 5])
+def test_horizon_one_never_bootstraps(branches):
+    learner = FinetuneLearner(PUSH, _push_networks(), make_config("sgft", imagined_branches=branches))
+    batch = _push_batch(64).to_torch()
+    torch.manual_seed(1)
+    rows, target = learner.critic_targets(batch)
+    _make_target_critic_huge(learner)
+    torch.manual_seed(1)
+    rows_after, target_after = learner.critic_targets(batch)
+    assert torch.equal(target, target_after)  # no critic term in the target
+    assert torch.equal(target, rows.reward)  # H = 1: the target is exactly r̄
+    assert target.abs().max() < 100
+
+    # The same check fails for an infinite horizon, so it does detect bootstrapping.
+    infinite = FinetuneLearner(PUSH, _push_networks(), make_config("sgft", horizon=None, imagined_branches=branches))
+    _make_target_critic_huge(infinite)
+    assert infinite.critic_targets(batch)[1].abs().min() > 1e5
+
+
+def test_longer_horizon_adds_imagined_steps_but_no_critic_term():
+    learner = FinetuneLearner(PUSH, _push_networks(), make_config("sgft", horizon=3))
+    batch = _push_batch(32).to_torch()
+    torch.manual_seed(2)
+    rows, target = learner.critic_targets(batch)
+    _make_target_critic_huge(learner)
+    torch.manual_seed(2)
+    assert torch.equal(learner.critic_targets(batch)[1], target)
+    assert not torch.allclose(target, rows.reward)  # steps 2 and 3 contribute imagined shaped rewards
+
+
+def test_imagined_branches_come_from_the_dynamics_model():
+    learner = FinetuneLearner(PUSH, _push_networks(), make_config("sgft"))
+    batch = _push_batch(256).to_torch()
+    rows, target = learner.critic_targets(batch)
+    assert rows.obs.shape == (1536, 4) and rows.action.shape == (1536, 2) and target.shape == (1536,)
+    branches = Batch(*(x[256:] for x in rows))
+    assert torch.equal(branches.obs, batch.obs.repeat(5, 1))
+    with torch.no_grad():
+        assert torch.allclose(branches.next_obs, learner.dynamics(branches.obs, branches.action))
+        expected = PUSH.reward(branches.next_obs) + 0.99 * learner.value(branches.next_obs) - learner.value(
+            branches.obs)
+    assert torch.allclose(branches.reward, expected, atol=1e-5)
+
+    torch.manual_seed(3)
+    before = learner.imagine_branches(batch.obs)
+    with torch.no_grad():
+        learner.dynamics.net[-1].bias.add_(0.5)  # perturb the model
+    torch.manual_seed(3)
+    after = learner.imagine_branches(batch.obs)
+    assert torch.equal(before.action, after.action)
+    assert (after.next_obs - before.next_obs).abs().min() > 1e-4
+
+
+def test_variant_configurations():
+    assert set(METHODS) == {"sgft", "sac_finetune", "pbrs_sac", "rlpd", "zero_shot", "mpc_sgft"}
+    sgft = make_config("sgft")
+    assert (sgft.reward, sgft.horizon, sgft.imagined_branches, sgft.utd, sgft.prefill_episodes) == ("shaped", 1, 5, 2,
+                                                                                                     20)
+    assert sgft.temperature == 0.01 and not sgft.autotune_temperature and sgft.reset_critic and not sgft.fresh_actor
+    sac = make_config("sac_finetune")
+    assert (sac.reward, sac.horizon, sac.imagined_branches, sac.reset_critic) == ("raw", None, 0, False)
+    pbrs = make_config("pbrs_sac")
+    assert (pbrs.reward, pbrs.horizon, pbrs.imagined_branches) == ("shaped", None, 0)
+    rlpd = make_config("rlpd")
+    assert rlpd.fresh_actor and rlpd.critic_layer_norm and rlpd.num_q >= 10 and rlpd.sim_data_fraction == 0.5
+    assert rlpd.utd > sgft.utd and rlpd.reward == "raw" and rlpd.horizon is None
+    assert not make_config("zero_shot").trains
+    assert make_config("mpc_sgft").acting == "mppi" and make_config("mpc_sgft").update_between_episodes
+    with pytest.raises(ValueError, match="unknown fine-tuning method"):
+        make_config("td3")
+    assert make_config("sgft", batch_size=64).batch_size == 64
+
+
+def test_variants_start_from_the_right_networks():
+    pretrained = _push_networks()
+    sgft = FinetuneLearner(PUSH, pretrained, make_config("sgft"))
+    keep = FinetuneLearner(PUSH, pretrained, make_config("sac_finetune"))
+    rlpd = FinetuneLearner(PUSH, pretrained, make_config("rlpd"))
+    weight = pretrained.critic.net[0].weight
+    assert not torch.equal(sgft.critic.net[0].weight, weight)  # re-initialized
+    assert torch.equal(keep.critic.net[0].weight, weight)  # continued
+    assert torch.equal(sgft.actor.mean_head.weight, pretrained.actor.mean_head.weight)  # π_sim
+    assert not torch.equal(rlpd.actor.mean_head.weight, pretrained.actor.mean_head.weight)  # fresh policy
+    assert rlpd.critic.num_q == 10 and any("LayerNorm" in type(m).__name__ for m in rlpd.critic.modules())
+    assert torch.equal(rlpd.critic.obs_norm.mean, pretrained.actor.obs_norm.mean)  # fresh nets keep the statistics
+    assert not any(p.requires_grad for p in sgft.value.parameters())  # V_sim is frozen
+
+
+def _feed_episode(learner: FinetuneLearner, data: Batch, start: int, length: int) -> None:
+    for i in range(start, start + length):
+        learner.add_transition(data.obs[i], data.action[i], data.reward[i], data.next_obs[i], False,
+                               truncated=i == start + length - 1)
+
+
+def test_incremental_accounting_and_training_only_touches_what_it_should():
+    config = make_config("sgft", prefill_episodes=2, critic_warmup_updates=3, batch_size=32)
+    pretrained = _push_networks()
+    learner = FinetuneLearner(PUSH, pretrained, config)
+    data = _push_batch(40)
+    _feed_episode(learner, data, 0, 5)
+    assert learner.updates_due() == 0 and learner.episodes == 1
+    _feed_episode(learner, data, 5, 5)
+    assert learner.updates_due() == 3  # training starts after the prefill: critic warm-up
+    learner.add_transition(data.obs[10], data.action[10], data.reward[10], data.next_obs[10], False)
+    assert learner.updates_due() == 5  # + UTD 2
+    actor_before = learner.actor_state()
+    value_before = copy.deepcopy(learner.value.state_dict())
+    learner.update(3)
+    assert learner.updates_due() == 2 and learner.policy_version == 0  # warm-up: the actor waits
+    assert all(torch.equal(actor_before[k], v) for k, v in learner.actor_state().items())
+    losses = learner.update(2)
+    assert learner.policy_version == 2 and {"critic_loss", "actor_loss", "dynamics_loss"} <= set(losses)
+    assert not all(torch.equal(actor_before[k], v) for k, v in learner.actor_state().items())
+    assert all(torch.equal(value_before[k], v) for k, v in learner.value.state_dict().items())
+    assert learner.value_sim(data.obs[:3]).shape == (3,) and learner.q_value(data.obs[:3], data.action[:3]).shape == (
+        3,)
+    assert learner.value_sim(data.obs[0]).shape == ()
+
+    zero_shot = FinetuneLearner(PUSH, pretrained, make_config("zero_shot"))
+    _feed_episode(zero_shot, data, 0, 5)
+    assert zero_shot.updates_due() == 0
+
+    mpc = FinetuneLearner(PUSH, pretrained, make_config("mpc_sgft"))
+    mpc.add_transition(data.obs[0], data.action[0], data.reward[0], data.next_obs[0], False)
+    assert mpc.updates_due() == 0  # the dynamics are fine-tuned between episodes
+    _feed_episode(mpc, data, 1, 4)
+    assert mpc.updates_due() == 10
+    dynamics_before = copy.deepcopy(mpc.dynamics.state_dict())
+    assert "critic_loss" not in mpc.update(2)
+    assert not all(torch.equal(dynamics_before[k], v) for k, v in mpc.dynamics.state_dict().items())
+
+
+def test_rlpd_samples_sim_and_real_symmetrically():
+    learner = FinetuneLearner(PUSH, _push_networks(), make_config("rlpd", batch_size=64))
+    real, sim = _push_batch(50, seed=1), _push_batch(50, seed=2)
+    learner.add_sim_data(sim)
+    _feed_episode(learner, real, 0, 50)
+    batch, n_real = learner._sample()
+    assert n_real == 32 and batch.obs.shape == (64, 4)
+    real_rows = {tuple(r) for r in real.obs.tolist()}
+    assert all(tuple(r) in real_rows for r in batch.obs[:32].tolist())
+    assert not any(tuple(r) in real_rows for r in batch.obs[32:].tolist())
+    assert "critic_loss" in learner.update(1)
+
+
+# --------------------------------------------------------------------------------- a short fine-tuning run
+# Reach task with a point mass, goal at the origin: obs = position, action = step; the episode ends (success) within
+# GOAL_RADIUS. The "real" robot's controller turns every commanded step by 100°, so π_sim (head straight for the
+# goal) drifts sideways and away, and never arrives.
+STEP = 0.15
+GOAL_RADIUS = 0.1
+GAP_ANGLE = math.radians(100)
+HORIZON = 15
+
+
+def _distance(obs):
+    return (obs[..., 0] ** 2 + obs[..., 1] ** 2) ** 0.5
+
+
+def _reached(obs):
+    return _distance(obs) < GOAL_RADIUS
+
+
+POINT = TaskSpec(
+    name="point", obs_names=("x", "y"), action_names=("dx", "dy"), action_kind="cartesian",
+    max_delta=np.array([STEP, STEP]), episode_length=HORIZON, workspace_low=np.array([-1.0, -1.0, 0.0]),
+    workspace_high=np.array([1.0, 1.0, 0.1]), obs_low=np.array([-1.0, -1.0]), obs_high=np.array([1.0, 1.0]),
+    reward_fn=lambda obs: -_distance(obs) + 1.0 * _reached(obs), success_fn=_reached, terminal_fn=_reached,
+)
+
+
+def _point_step(obs: np.ndarray, action: np.ndarray, angle: float) -> np.ndarray:
+    c, s = math.cos(angle), math.sin(angle)
+    turned = np.array([c * action[0] - s * action[1], s * action[0] + c * action[1]])
+    return np.clip(obs + STEP * turned, -1.0, 1.0).astype(np.float32)
+
+
+def _pretrained_point_networks() -> Networks:
+    """Stand-in for sim pretraining, by regression: π_sim heads for the goal, V_sim is the sim return of doing so,
+    the dynamics model knows the sim (no turn)."""
+    torch.manual_seed(0)
+    nets = build_networks(2, 2, NetworkConfig(hidden_dim=64))
+    rng = np.random.default_rng(0)
+    obs = torch.as_tensor(rng.uniform(-1, 1, (4096, 2)), dtype=torch.float32)
+
+    def sim_policy(state: torch.Tensor) -> torch.Tensor:
+        distance = _distance(state).clamp_min(1e-6)[:, None]
+        return -state / distance * torch.clamp(distance / STEP, max=0.95)
+
+    value, state, alive = torch.zeros(len(obs)), obs.clone(), torch.ones(len(obs))
+    for t in range(HORIZON):  # discounted sim return of π_sim, stopping at the goal
+        state = state + STEP * sim_policy(state)
+        value += alive * 0.99**t * POINT.reward(state)
+        alive = alive * ~_reached(state)
+    action = torch.as_tensor(rng.uniform(-1, 1, (4096, 2)), dtype=torch.float32)
+    next_obs = obs + STEP * action
+    for module, loss_fn in (
+        (nets.actor, lambda: ((torch.tanh(nets.actor(obs)[0]) - sim_policy(obs)) ** 2).mean()),
+        (nets.value, lambda: ((nets.value(obs) - value) ** 2).mean()),
+        (nets.dynamics, lambda: nets.dynamics.loss(obs, action, next_obs)),
+    ):
+        optimizer = torch.optim.Adam(module.parameters(), lr=3e-3)
+        for _ in range(300):
+            optimizer.zero_grad()
+            loss_fn().backward()
+            optimizer.step()
+    with torch.no_grad():  # a fairly confident π_sim
+        nets.actor.log_std_head.bias.fill_(-1.5)
+        nets.actor.log_std_head.weight.zero_()
+    return nets
+
+
+def _run_episode(learner: FinetuneLearner, obs: np.ndarray, deterministic: bool, learn: bool) -> bool:
+    for t in range(HORIZON):
+        action = learner.act(obs, deterministic=deterministic)
+        next_obs = _point_step(obs, action, GAP_ANGLE)
+        terminal = bool(POINT.terminal(next_obs))
+        if learn:
+            learner.add_transition(obs, action, float(POINT.reward(next_obs)), next_obs, terminal,
+                                   truncated=t == HORIZON - 1)
+            learner.update(learner.updates_due())
+        obs = next_obs
+        if terminal:
+            break
+    return bool(POINT.success(obs))
+
+
+def _success_rate(learner: FinetuneLearner, episodes: int, seed: int) -> float:
+    rng = np.random.default_rng(seed)
+    starts = rng.uniform(-0.8, 0.8, (episodes, 2)).astype(np.float32)
+    return float(np.mean([_run_episode(learner, start, deterministic=True, learn=False) for start in starts]))
+
+
+def test_sgft_recovers_a_policy_broken_by_a_dynamics_gap():
+    torch.set_num_threads(1)
+    nets = _pretrained_point_networks()
+    config = make_config("sgft", batch_size=64, prefill_episodes=4, critic_warmup_updates=100)
+    learner = FinetuneLearner(POINT, nets, config, seed=0)
+    zero_shot = _success_rate(learner, 30, seed=100)
+    assert zero_shot <= 0.2
+    rng = np.random.default_rng(1)
+    for _ in range(40):  # ≈ 500 real transitions, ≈ 1000 updates
+        _run_episode(learner, rng.uniform(-0.8, 0.8, 2).astype(np.float32), deterministic=False, learn=True)
+    assert _success_rate(learner, 30, seed=100) >= zero_shot + 0.4
