@@ -187,6 +187,11 @@ def test_incremental_accounting_and_training_only_touches_what_it_should():
     assert mpc.updates_due() == 0  # the dynamics are fine-tuned between episodes
     _feed_episode(mpc, data, 1, 4)
     assert mpc.updates_due() == 10
+    action = mpc.act(data.obs[0])
+    assert action.shape == (2,) and mpc.planner._previous is not None  # it acted through MPPI
+    assert mpc.planner.dynamics is mpc.dynamics  # and plans with the dynamics it fine-tunes
+    mpc.end_episode()
+    assert mpc.planner._previous is None
     dynamics_before = copy.deepcopy(mpc.dynamics.state_dict())
     assert "critic_loss" not in mpc.update(2)
     assert not all(torch.equal(dynamics_before[k], v) for k, v in mpc.dynamics.state_dict().items())
