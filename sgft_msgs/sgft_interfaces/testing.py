@@ -1,4 +1,4 @@
-"""Helpers for tests that run nodes as separate processes over real DDS."""
+"""Helpers for tests that run our nodes as separate processes over real DDS (used by every package's tests)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def start_node(module: str, params: dict, log_path: str) -> subprocess.Popen:
     for key, value in params.items():
         if isinstance(value, bool):
             text = "true" if value else "false"
+        elif isinstance(value, str):
+            text = "'" + value.replace("'", "''") + "'"  # YAML single-quoted: JSON and paths stay strings
         elif isinstance(value, (list, tuple)):
             text = "[" + ",".join(repr(v) if isinstance(v, str) else str(v) for v in value) + "]"
         else:

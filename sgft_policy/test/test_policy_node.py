@@ -8,7 +8,6 @@ envelope holds whatever the network says.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,8 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ros_harness import call, isolate_domain, node_log, spin_until, start_node, stop_node  # noqa: E402
+from sgft_interfaces.testing import call, isolate_domain, node_log, spin_until, start_node, stop_node
 
 isolate_domain()
 

@@ -1,0 +1,1 @@
+"""The SGFT learner node and its durable transition store."""

@@ -1,0 +1,314 @@
+"""The learner node: Transition in → durable store → sgft_core's fine-tuning learner → PolicyUpdate out.
+
+Every transition is validated, appended to the store and fsync'ed before the learner sees it, so a SIGKILL loses
+nothing that was acknowledged; after a restart the node reloads the store and its last checkpoint and carries on
+with the same policy version or a newer one. Updates run in a training thread at the configured UTD, so the
+subscription never stalls behind a gradient step. A store that cannot be written (disk full, permissions) stops
+training and says so in LearnerStatus: transitions are kept in memory and retried, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import array
+import collections
+import json
+import math
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+import torch
+from geometry_msgs.msg import Point
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message, serialize_message
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from sgft_core.checkpoint import CheckpointError, actor_to_bytes, load_checkpoint, save_checkpoint
+from sgft_core.finetune import METHODS, FinetuneLearner, make_config
+from sgft_core.networks import Networks
+from sgft_core.tasks import get_task
+from sgft_interfaces import POLICY_UPDATE_QOS, STATUS_QOS, TRANSITION_QOS, Topics
+from sgft_learner.transition_store import StoreError, TransitionStore
+from sgft_msgs.msg import LearnerStatus, PolicyUpdate, Transition
+
+CHECKPOINT_NAME = "learner.safetensors"
+STORE_NAME = "transitions.log"
+
+
+class LearnerNode(Node):
+    def __init__(self) -> None:
+        super().__init__("sgft_learner")
+
+        def declare(name: str, default, description: str):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+        task = declare("task", "push", "task name in sgft_core.tasks")
+        self.method = declare("method", "sgft", f"fine-tuning variant: {', '.join(METHODS)}")
+        checkpoint = declare("checkpoint", "", "pretrained checkpoint (V_sim, dynamics, π_sim, critic)")
+        run_dir = declare("run_dir", "~/.ros/sgft_runs/push", "store and learner checkpoints of this run")
+        self.seed = int(declare("seed", 0, "seed of the learner's sampling"))
+        self.publish_every = int(declare("publish_every_updates", 20, "publish actor weights every N updates"))
+        self.checkpoint_every = int(declare("checkpoint_every_updates", 200, "checkpoint every N updates"))
+        threads = int(declare("torch_threads", 2, "CPU threads for the gradient updates"))
+        status_period = float(declare("status_period_s", 1.0, "LearnerStatus period"))
+        heatmap_period = float(declare("heatmap_period_s", 2.0, "value heatmap period; 0 disables it"))
+        self.heatmap_cells = int(declare("heatmap_cells", 24, "heatmap resolution per axis"))
+        overrides = json.loads(declare("config_overrides", "{}", "JSON of FinetuneConfig fields to override"))
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r}: choose from {', '.join(METHODS)}")
+        if not checkpoint:
+            raise ValueError("checkpoint is empty: give the pretrained checkpoint")
+        if min(self.publish_every, self.checkpoint_every, threads) < 1 or status_period <= 0:
+            raise ValueError("publish_every_updates, checkpoint_every_updates, torch_threads and status_period_s "
+                             "must be positive")
+
+        torch.set_num_threads(threads)
+        self.spec = get_task(task)
+        self.run_dir = Path(os.path.expanduser(run_dir))
+        try:
+            pretrained = load_checkpoint(checkpoint, self.spec.name)
+        except CheckpointError as err:
+            raise ValueError(f"cannot load checkpoint {checkpoint!r}: {err}") from err
+        self.network_config = pretrained.network_config
+        self.learner = FinetuneLearner(self.spec, pretrained.networks, make_config(self.method, **overrides),
+                                       seed=self.seed, network_config=pretrained.network_config)
+        self.stats = collections.Counter()
+        self.fault = ""
+        self.unstored: list[Transition] = []  # received but not yet durable (store fault); retried in order
+        self.last_obs: np.ndarray | None = None
+        self.losses: dict[str, float] = {}
+        self.published_version = -1
+        self._rate_mark = (time.monotonic(), 0)
+        self.store = TransitionStore(self.run_dir / STORE_NAME)
+        self._resume()
+
+        self.update_pub = self.create_publisher(PolicyUpdate, Topics.POLICY_UPDATE, POLICY_UPDATE_QOS)
+        self.status_pub = self.create_publisher(LearnerStatus, Topics.LEARNER_STATUS, STATUS_QOS)
+        self.heatmap_pub = self.create_publisher(MarkerArray, Topics.VALUE_HEATMAP, STATUS_QOS)
+        self.create_subscription(Transition, Topics.TRANSITIONS, self._on_transition, TRANSITION_QOS)
+        self.create_timer(status_period, self._publish_status)
+        if heatmap_period > 0:
+            self.create_timer(heatmap_period, self._publish_heatmap)
+        self._publish_weights()  # a policy node that starts later gets these (transient local)
+        self.running = True
+        self.trainer = threading.Thread(target=self._train, name="trainer", daemon=True)
+        self.trainer.start()
+        self.get_logger().info(
+            f"learner '{self.method}' for {self.spec.name}: {self.store.records} stored transitions, "
+            f"policy version {self.learner.policy_version}, run dir {self.run_dir}")
+
+    # -------------------------------------------------------------------------------------------- resume
+    def _resume(self) -> None:
+        """Reload every stored transition and the last learner checkpoint (weights, progress counters)."""
+        if self.store.truncated_bytes:
+            self.get_logger().warning(f"store: cut off a torn last record ({self.store.truncated_bytes} bytes)")
+        for payload in self.store:
+            self._feed(deserialize_message(payload, Transition))
+        path = self.run_dir / CHECKPOINT_NAME
+        if not path.exists():
+            return
+        try:
+            saved = load_checkpoint(path, self.spec.name)
+        except CheckpointError as err:
+            # The store is the ground truth; a bad checkpoint only costs the updates since the pretrained one.
+            self.get_logger().error(f"ignoring learner checkpoint {path}: {err}")
+            return
+        learner, progress = self.learner, saved.metadata.get("extra", {})
+        learner.actor.load_state_dict(saved.networks.actor.state_dict())
+        learner.dynamics.load_state_dict(saved.networks.dynamics.state_dict())
+        if learner.critic.num_q == saved.networks.critic.num_q:
+            learner.critic.load_state_dict(saved.networks.critic.state_dict())
+            learner.critic_target.load_state_dict(saved.networks.critic.state_dict())
+        learner.restore_progress(updates_done=int(progress.get("updates_done", 0)),
+                                 policy_version=int(progress.get("policy_version", 0)))
+        self.get_logger().info(f"resumed from {path}: {learner.updates_done} updates, "
+                               f"policy version {learner.policy_version}, {learner.updates_due()} updates owed")
+
+    # ------------------------------------------------------------------------------------------ data in
+    def _valid(self, msg: Transition) -> str:
+        spec = self.spec
+        if msg.task != spec.name:
+            return f"task {msg.task!r} is not {spec.name!r}"
+        if len(msg.obs) != spec.obs_dim or len(msg.next_obs) != spec.obs_dim or len(msg.action) != spec.action_dim:
+            return (f"lengths obs {len(msg.obs)}, next_obs {len(msg.next_obs)}, action {len(msg.action)}; expected "
+                    f"{spec.obs_dim}, {spec.obs_dim}, {spec.action_dim}")
+        values = np.concatenate([msg.obs, msg.next_obs, msg.action, [msg.reward]])
+        if not np.isfinite(values).all():
+            return "non-finite values"
+        if np.abs(np.asarray(msg.action)).max() > 1.0 + 1e-6:
+            return "action outside [-1, 1]"
+        return ""
+
+    def _on_transition(self, msg: Transition) -> None:
+        self.stats["received"] += 1
+        problem = self._valid(msg)
+        if problem:
+            self.stats["rejected"] += 1
+            if self.stats["rejected"] == 1 or self.stats["rejected"] % 100 == 0:
+                self.get_logger().warning(f"rejected transition #{self.stats['rejected']}: {problem}")
+            return
+        self.unstored.append(msg)
+        self._flush_unstored()
+
+    def _flush_unstored(self) -> None:
+        """Store, then feed, in arrival order; on a store fault keep the rest in memory and stop training."""
+        while self.unstored:
+            msg = self.unstored[0]
+            try:
+                self.store.append(serialize_message(msg))
+            except StoreError as err:
+                if not self.fault:
+                    self.get_logger().error(f"training stopped: {err}; {len(self.unstored)} transition(s) held in "
+                                            "memory until the store is writable again")
+                self.fault = str(err)
+                return
+            self.unstored.pop(0)
+            self._feed(msg)
+        if self.fault:
+            self.get_logger().warning("store writable again: training resumes")
+            self.fault = ""
+
+    def _feed(self, msg: Transition) -> None:
+        self.learner.add_transition(np.asarray(msg.obs, np.float32), np.asarray(msg.action, np.float32),
+                                    float(msg.reward), np.asarray(msg.next_obs, np.float32), bool(msg.terminal),
+                                    bool(msg.truncated))
+        self.last_obs = np.asarray(msg.next_obs, np.float32)
+
+    # ----------------------------------------------------------------------------------------- training
+    def _train(self) -> None:
+        last_checkpoint = self.learner.updates_done
+        while self.running:
+            due = self.learner.updates_due()
+            if self.fault or due == 0:
+                time.sleep(0.02)
+                continue
+            try:
+                self.losses = self.learner.update(min(due, self.publish_every))
+            except Exception as err:  # noqa: BLE001 - a failed update must stop training loudly, not kill the node
+                self.fault = f"update failed: {err!r}"
+                self.get_logger().error(self.fault)
+                continue
+            if not all(math.isfinite(v) for v in self.losses.values()):
+                self.fault = f"non-finite losses {self.losses}: training stopped, last good weights kept"
+                self.get_logger().error(self.fault)
+                continue
+            if self.learner.policy_version != self.published_version:
+                self._publish_weights()
+            if self.learner.updates_done - last_checkpoint >= self.checkpoint_every:
+                self._checkpoint()
+                last_checkpoint = self.learner.updates_done
+
+    def _publish_weights(self) -> None:
+        version = self.learner.policy_version
+        data, sha = actor_to_bytes(self.learner.actor, self.spec.name, self.network_config,
+                                   extra={"method": self.method, "updates_done": self.learner.updates_done})
+        msg = PolicyUpdate(task=self.spec.name, version=version, weights=array.array("B", data), sha256=sha,
+                           architecture=json.dumps(self.network_config.to_dict()))
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.update_pub.publish(msg)
+        self.published_version = version
+
+    def _checkpoint(self) -> None:
+        learner = self.learner
+        networks = Networks(learner.actor, learner.critic, learner.value, learner.dynamics)
+        try:
+            save_checkpoint(self.run_dir / CHECKPOINT_NAME, networks, self.spec.name, learner.network_config,
+                            train_config=learner.config.to_dict(), seed=self.seed,
+                            extra={"updates_done": learner.updates_done, "policy_version": learner.policy_version,
+                                   "transitions": learner.transitions})
+        except OSError as err:
+            self.get_logger().error(f"checkpoint failed (training goes on, the store has every transition): {err}")
+
+    # ---------------------------------------------------------------------------------------- reporting
+    def _publish_status(self) -> None:
+        now, done = time.monotonic(), self.learner.updates_done
+        rate = (done - self._rate_mark[1]) / max(1e-6, now - self._rate_mark[0])
+        self._rate_mark = (now, done)
+        msg = LearnerStatus(task=self.spec.name, variant=self.method, transitions_received=self.stats["received"],
+                            transitions_stored=self.store.records, transitions_rejected=self.stats["rejected"],
+                            gradient_updates=done, policy_version=self.learner.policy_version,
+                            training=not self.fault and self.learner.updates_due() > 0, fault=self.fault,
+                            critic_loss=self.losses.get("critic_loss", math.nan),
+                            actor_loss=self.losses.get("actor_loss", math.nan),
+                            dynamics_loss=self.losses.get("dynamics_loss", math.nan), updates_per_second=rate)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.status_pub.publish(msg)
+        if self.fault and self.unstored:
+            self._flush_unstored()  # retry the store once a period, not per message
+
+    def _publish_heatmap(self) -> None:
+        """V_sim and the current Q over the end-effector xy plane, everything else as in the latest state."""
+        if self.last_obs is None:
+            return
+        spec, n = self.spec, self.heatmap_cells
+        ix, iy = spec.obs_names.index("ee_x"), spec.obs_names.index("ee_y")
+        xs = np.linspace(spec.workspace_low[0], spec.workspace_high[0], n)
+        ys = np.linspace(spec.workspace_low[1], spec.workspace_high[1], n)
+        grid_x, grid_y = np.meshgrid(xs, ys, indexing="ij")
+        obs = np.repeat(self.last_obs[None], n * n, axis=0)
+        obs[:, ix], obs[:, iy] = grid_x.ravel(), grid_y.ravel()
+        with torch.no_grad():
+            actions = self.learner.actor.deterministic(torch.as_tensor(obs)).numpy()
+        fields = {"value_sim": self.learner.value_sim(obs), "q_current": self.learner.q_value(obs, actions)}
+        stamp = self.get_clock().now().to_msg()
+        markers = MarkerArray()
+        cell = float(xs[1] - xs[0])
+        for marker_id, (name, values) in enumerate(fields.items()):
+            marker = Marker(ns=name, id=marker_id, type=Marker.CUBE_LIST, action=Marker.ADD)
+            marker.header.stamp, marker.header.frame_id = stamp, "fr3_link0"
+            marker.pose.orientation.w = 1.0
+            marker.scale.x = marker.scale.y = cell
+            marker.scale.z = 0.002
+            span = float(values.max() - values.min()) or 1.0
+            lift = 0.001 + 0.01 * marker_id  # Q drawn just above V_sim; hide one in rviz to see the other
+            for (x, y), v in zip(zip(grid_x.ravel(), grid_y.ravel(), strict=True), values, strict=True):
+                marker.points.append(_point(x, y, lift))
+                marker.colors.append(_colormap((float(v) - float(values.min())) / span))
+            markers.markers.append(marker)
+        self.heatmap_pub.publish(markers)
+
+    def destroy_node(self) -> None:
+        if hasattr(self, "trainer"):  # not when the constructor refused to start
+            self.running = False
+            self.trainer.join(timeout=10.0)
+            self._checkpoint()
+            self.store.close()
+        super().destroy_node()
+
+
+def _point(x: float, y: float, z: float) -> Point:
+    return Point(x=float(x), y=float(y), z=float(z))
+
+
+def _colormap(t: float) -> ColorRGBA:
+    """Blue (low) → red (high), opaque."""
+    t = min(1.0, max(0.0, t))
+    return ColorRGBA(r=t, g=0.2 * (1.0 - abs(2.0 * t - 1.0)), b=1.0 - t, a=1.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = LearnerNode()
+    except (ValueError, StoreError) as err:
+        rclpy.logging.get_logger("sgft_learner").fatal(f"refusing to start: {err}")
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The learner node as a separate process over DDS: durable store, rejections, weights out, SIGKILL and resume,
+and a full disk (a real 64 KiB tmpfs when this machine lets us mount one)."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sgft_interfaces.testing import isolate_domain, node_log, spin_until, start_node, stop_node
+
+isolate_domain()
+
+import rclpy  # noqa: E402
+
+from sgft_core.checkpoint import save_checkpoint  # noqa: E402
+from sgft_core.networks import NetworkConfig, build_networks  # noqa: E402
+from sgft_core.tasks import get_task  # noqa: E402
+from sgft_interfaces import POLICY_UPDATE_QOS, STATUS_QOS, TRANSITION_QOS, Topics  # noqa: E402
+from sgft_learner.transition_store import TransitionStore  # noqa: E402
+from sgft_msgs.msg import LearnerStatus, PolicyUpdate, Transition  # noqa: E402
+
+SPEC = get_task("push")
+CONFIG = NetworkConfig(hidden_dim=32, num_layers=2)
+# Small and quick: train after one episode, tiny batches; the algorithm itself is tested in sgft_core.
+OVERRIDES = '{"prefill_episodes": 1, "batch_size": 16, "critic_warmup_updates": 0, "imagined_branches": 2}'
+
+
+def transition(episode: int, step: int, rng: np.random.Generator, **fields) -> Transition:
+    obs = rng.uniform([0.3, -0.2, 0.35, -0.2], [0.5, 0.2, 0.5, 0.2]).astype(np.float32)
+    next_obs = obs + rng.normal(0, 0.01, 4).astype(np.float32)
+    msg = Transition(task="push", episode_id=episode, step=step, obs=obs.tolist(),
+                     action=rng.uniform(-1, 1, 2).astype(np.float32).tolist(),
+                     reward=float(SPEC.reward(next_obs)), next_obs=next_obs.tolist(),
+                     truncated=step == SPEC.episode_length - 1)
+    for key, value in fields.items():
+        setattr(msg, key, value)
+    return msg
+
+
+class Peer:
+    def __init__(self, node) -> None:
+        self.node = node
+        self.status: list[LearnerStatus] = []
+        self.updates: list[PolicyUpdate] = []
+        self.pub = node.create_publisher(Transition, Topics.TRANSITIONS, TRANSITION_QOS)
+        node.create_subscription(LearnerStatus, Topics.LEARNER_STATUS, self.status.append, STATUS_QOS)
+        node.create_subscription(PolicyUpdate, Topics.POLICY_UPDATE, self.updates.append, POLICY_UPDATE_QOS)
+
+    def wait_for_learner(self) -> None:
+        assert spin_until(self.node, lambda: self.pub.get_subscription_count() > 0 and self.status, 30)
+
+    def latest(self) -> LearnerStatus:
+        return self.status[-1]
+
+    def send(self, messages: list[Transition], period: float = 0.005) -> None:
+        for msg in messages:
+            self.pub.publish(msg)
+            rclpy.spin_once(self.node, timeout_sec=period)
+
+
+@pytest.fixture(scope="module")
+def ros():
+    rclpy.init()
+    node = rclpy.create_node("learner_node_test")
+    yield node
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+@pytest.fixture()
+def workdir():
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        save_checkpoint(path / "push.safetensors", build_networks(SPEC.obs_dim, SPEC.action_dim, CONFIG), "push",
+                        CONFIG, seed=0)
+        yield path
+
+
+def _learner(workdir: Path, run_dir: Path, name: str):
+    return start_node("sgft_learner.learner_node", {
+        "task": "push", "checkpoint": str(workdir / "push.safetensors"), "run_dir": str(run_dir),
+        "config_overrides": OVERRIDES, "status_period_s": 0.2, "publish_every_updates": 5,
+        "checkpoint_every_updates": 20, "torch_threads": 1,
+    }, str(workdir / f"{name}.log"))
+
+
+def test_store_rejections_weights_and_resume_after_sigkill(workdir, ros):
+    rng = np.random.default_rng(0)
+    run_dir = workdir / "run"
+    good = [transition(1, s, rng) for s in range(SPEC.episode_length)]
+    good += [transition(2, s, rng) for s in range(20)]
+    bad = [transition(3, 0, rng, task="hammer"), transition(3, 1, rng, obs=[0.1, 0.2]),
+           transition(3, 2, rng, reward=float("nan")), transition(3, 3, rng, action=[3.0, 0.0])]
+    proc = _learner(workdir, run_dir, "learner1")
+    peer = Peer(ros)
+    try:
+        peer.wait_for_learner()
+        peer.send(good[:30] + bad + good[30:])
+        assert spin_until(ros, lambda: peer.latest().transitions_stored >= len(good)
+                          and peer.latest().policy_version > 0, 60), node_log(proc)
+        status = peer.latest()
+        assert status.transitions_received == len(good) + len(bad)
+        assert status.transitions_rejected == len(bad)
+        assert status.gradient_updates > 0 and not status.fault
+        version_before = max(u.version for u in peer.updates)
+        assert version_before > 0
+    finally:
+        stop_node(proc, sig="kill")  # SIGKILL mid-training
+    stored = list(TransitionStore(run_dir / "transitions.log"))
+    assert len(stored) == len(good), "the store lost or gained transitions"
+    assert node_log(proc).count("rejected transition") == 1, "rejections must be logged once, then counted"
+
+    peer.status.clear()
+    proc = _learner(workdir, run_dir, "learner2")
+    try:
+        peer.wait_for_learner()
+        more = [transition(4, s, rng) for s in range(10)]
+        peer.send(more)
+        assert spin_until(ros, lambda: peer.latest().transitions_stored == len(good) + len(more), 30), node_log(proc)
+        assert spin_until(ros, lambda: peer.latest().policy_version >= version_before, 30)
+        assert "stored transitions" in node_log(proc)
+    finally:
+        stop_node(proc)
+
+
+def _mount_tmpfs(path: Path, size: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+def test_full_disk_stops_training_and_loses_nothing(workdir, ros):
+    run_dir = workdir / "small_disk"
+    if not _mount_tmpfs(run_dir, "96k"):
+        pytest.skip("cannot mount a tmpfs here (needs root): the full-disk fault is not provoked")
+    rng = np.random.default_rng(1)
+    proc = _learner(workdir, run_dir, "learner_full")
+    peer = Peer(ros)
+    try:
+        peer.wait_for_learner()
+        messages = [transition(1 + i // SPEC.episode_length, i % SPEC.episode_length, rng) for i in range(600)]
+        peer.send(messages)
+        assert spin_until(ros, lambda: bool(peer.latest().fault), 30), node_log(proc)
+        status = peer.latest()
+        assert "No space left" in status.fault and not status.training
+        stored_at_fault = status.transitions_stored
+        assert 0 < stored_at_fault < len(messages)
+        # free space: the held transitions are written in order and training resumes
+        (run_dir / "learner.safetensors").unlink(missing_ok=True)
+        subprocess.run(["mount", "-o", "remount,size=4m", str(run_dir)], check=True)
+        assert spin_until(ros, lambda: peer.latest().transitions_stored == len(messages) and not peer.latest().fault,
+                          30), node_log(proc)
+    finally:
+        stop_node(proc)
+        subprocess.run(["umount", "-l", str(run_dir)], capture_output=True)
+    log = node_log(proc)
+    assert log.count("training stopped") == 1 and "training resumes" in log
