@@ -1,0 +1,64 @@
+"""The benchmark CLI end to end on a tiny sweep (small random networks, a few short runs), its metrics and resume."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from sgft_core.checkpoint import save_checkpoint
+from sgft_core.networks import NetworkConfig, build_networks
+from sgft_core.tasks import get_task
+from sgft_sim import benchmark
+
+os.environ.setdefault("MUJOCO_GL", "osmesa")
+
+
+def test_run_metrics_by_hand():
+    metrics = benchmark.run_metrics([0, 10, 20, 30], [0.3, 0.1, 0.8, 0.9], budget=30)
+    assert metrics == {"zero_shot_success": 0.3, "final_success": 0.9, "episodes_to_80": 20, "reached_80": True,
+                       "lowest_success": 0.1, "dip_below_zero_shot": pytest.approx(0.2)}
+    never = benchmark.run_metrics([0, 10, 20], [0.5, 0.6, 0.7], budget=20)
+    assert never["episodes_to_80"] == 20 and not never["reached_80"] and never["lowest_success"] == 0.6
+
+
+@pytest.fixture()
+def checkpoint_dir(tmp_path):
+    spec = get_task("push")
+    config = NetworkConfig(hidden_dim=32)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ckpt" / "push.safetensors", build_networks(spec.obs_dim, spec.action_dim, config),
+                    "push", config)
+    return tmp_path / "ckpt"
+
+
+def test_tiny_sweep_writes_everything_and_resumes(checkpoint_dir, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "results"
+    argv = ["--tasks", "push", "--proxies", "real", "--methods", "sgft", "zero_shot", "--seeds", "0",
+            "--episodes", "2", "--eval-every", "1", "--eval-episodes", "1", "--checkpoint-dir", str(checkpoint_dir),
+            "--out", str(out), "--no-progress", "--set", "prefill_episodes=1", "batch_size=16",
+            "critic_warmup_updates=0"]
+    assert benchmark.main(argv) == 0
+    table = capsys.readouterr().out
+    assert "sgft" in table and "zero_shot" in table and "episodes→80%" in table
+    for name in ("runs.csv", "summary.csv", "summary.json", "curves.png"):
+        assert (out / name).stat().st_size > 0
+    sgft = json.loads((out / "runs" / "push_real_sgft_seed0.json").read_text())
+    assert sgft["episodes"] == [0, 1, 2] and len(sgft["success"]) == 3
+    # Episode 1 is the prefill episode; episode 2 trains at UTD 2 on its 40 steps.
+    assert sgft["transitions"] == 80 and sgft["updates"] == 80
+    assert sgft["config"]["batch_size"] == 16 and sgft["config"]["horizon"] == 1
+    zero_shot = json.loads((out / "runs" / "push_real_zero_shot_seed0.json").read_text())
+    assert zero_shot["updates"] == 0 and len(set(zero_shot["success"])) == 1
+
+    # Resume: finished runs are read back, not rerun.
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished run was run again")
+
+    monkeypatch.setattr(benchmark, "run_one", must_not_run)
+    assert benchmark.main(argv) == 0
+    assert "2 already finished" in capsys.readouterr().err
+
+    # Other settings in the same --out are refused rather than mixed.
+    with pytest.raises(SystemExit):
+        benchmark.main([a if a != "2" else "3" for a in argv])
