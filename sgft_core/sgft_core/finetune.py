@@ -37,8 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
-from sgft_core.networks import NetworkConfig, Networks, build_actor, build_critic
+from sgft_core.networks import EnsembleLayerNorm, NetworkConfig, Networks, build_actor, build_critic
 from sgft_core.replay import Batch, ReplayBuffer, sample_mixed
 from sgft_core.tasks import TaskSpec
 
@@ -148,9 +149,16 @@ class FinetuneLearner:
         torch.manual_seed(seed + 1_000_003)
         self.rng = np.random.default_rng(seed)
         obs_dim, act_dim = task.obs_dim, task.action_dim
-        base = network_config or NetworkConfig(hidden_dim=networks.actor.mean_head.in_features,
-                                               num_q=networks.critic.num_q)
-        self.network_config = dataclasses.replace(base, num_q=config.num_q, critic_layer_norm=config.critic_layer_norm)
+        base = network_config or NetworkConfig(  # read off the networks when the checkpoint's record is not given
+            hidden_dim=networks.actor.mean_head.in_features,
+            num_layers=sum(isinstance(m, nn.Linear) for m in networks.actor.trunk),
+            num_q=networks.critic.num_q,
+            critic_layer_norm=any(isinstance(m, EnsembleLayerNorm) for m in networks.critic.modules()),
+        )
+        keep_critic = not (config.reset_critic or config.fresh_actor)
+        # The architecture of the networks this learner trains (what a checkpoint of it must record).
+        self.network_config = base if keep_critic else dataclasses.replace(
+            base, num_q=config.num_q, critic_layer_norm=config.critic_layer_norm)
         obs_norm_state = networks.actor.obs_norm.state_dict()
 
         # The simulator's networks are copied, never trained in place: V_sim stays the frozen potential.
@@ -161,7 +169,7 @@ class FinetuneLearner:
             self.actor.obs_norm.load_state_dict(obs_norm_state)
         else:
             self.actor = copy.deepcopy(networks.actor)
-        if config.reset_critic or config.fresh_actor:
+        if not keep_critic:
             self.critic = build_critic(obs_dim, act_dim, self.network_config)
             self.critic.obs_norm.load_state_dict(obs_norm_state)
         else:

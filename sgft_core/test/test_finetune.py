@@ -309,3 +309,12 @@ def test_sgft_recovers_a_policy_broken_by_a_dynamics_gap():
     for _ in range(40):  # ≈ 500 real transitions, ≈ 1000 updates
         _run_episode(learner, rng.uniform(-0.8, 0.8, 2).astype(np.float32), deterministic=False, learn=True)
     assert _success_rate(learner, 30, seed=100) >= zero_shot + 0.4
+
+
+def test_network_config_describes_the_trained_networks():
+    pretrained = build_networks(PUSH.obs_dim, PUSH.action_dim, NetworkConfig(hidden_dim=32, num_layers=3))
+    kept = FinetuneLearner(PUSH, pretrained, make_config("sac_finetune"))
+    assert kept.network_config == NetworkConfig(hidden_dim=32, num_layers=3)
+    rlpd = FinetuneLearner(PUSH, pretrained, make_config("rlpd"))
+    assert rlpd.network_config == NetworkConfig(hidden_dim=32, num_layers=3, num_q=10, critic_layer_norm=True)
+    assert rlpd.critic.num_q == 10
