@@ -83,7 +83,7 @@ class PolicyNode(Node):
             raise ParameterError(f"cannot load checkpoint {p['checkpoint']!r}: {err}") from err
         self.actor.eval()
 
-        # latest inputs: (message, receipt time in seconds of this node's clock)
+        # latest inputs: (message, measurement time in seconds of this node's clock)
         self.pose: tuple[PoseStamped, float] | None = None
         self.joints: tuple[JointState, float] | None = None
         self.detection: tuple[ObjectDetection, float] | None = None
@@ -199,17 +199,23 @@ class PolicyNode(Node):
     def _now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
+    def _stamp_of(self, msg) -> float:
+        """When the data was measured: the header stamp (sim or wall time, as this node's clock), or the receipt
+        time for publishers that leave it empty. Age is judged from this, so a queue delay counts as staleness."""
+        stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        return stamp if stamp > 0 else self._now()
+
     def _on_pose(self, msg: PoseStamped) -> None:
-        self.pose = (msg, self._now())
+        self.pose = (msg, self._stamp_of(msg))
 
     def _on_joints(self, msg: JointState) -> None:
         if len(msg.position) != len(msg.name):
             self._reject("joint_state", f"JointState with {len(msg.name)} names and {len(msg.position)} positions")
             return
-        self.joints = (msg, self._now())
+        self.joints = (msg, self._stamp_of(msg))
 
     def _on_detection(self, msg: ObjectDetection) -> None:
-        self.detection = (msg, self._now())
+        self.detection = (msg, self._stamp_of(msg))
 
     def _reject(self, kind: str, detail: str) -> None:
         """Count a rejected input; log the first of each kind, then every 100th."""

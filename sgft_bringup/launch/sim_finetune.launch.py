@@ -1,0 +1,26 @@
+"""SGFT fine-tuning against the simulated robot: `ros2 launch sgft_bringup sim_finetune.launch.py task:=push`.
+
+The nodes and their parameters come from sgft_bringup.graph (the same definition run_graph uses).
+"""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from sgft_bringup.graph import graph_nodes
+
+
+def _nodes(context):
+    task = LaunchConfiguration("task").perform(context)
+    config = LaunchConfiguration("config").perform(context) or None
+    return [Node(package=n.package, executable=n.executable, name=n.name, parameters=[n.parameters], output="screen")
+            for n in graph_nodes(task, "sim", config)]
+
+
+def generate_launch_description() -> LaunchDescription:
+    return LaunchDescription([
+        DeclareLaunchArgument("task", default_value="push", description="push, hammer or insert"),
+        DeclareLaunchArgument("config", default_value="", description="parameter YAML (default: config/<task>.yaml)"),
+        OpaqueFunction(function=_nodes),
+    ])

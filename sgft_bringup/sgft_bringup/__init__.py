@@ -1,0 +1,1 @@
+"""Start the SGFT graph: per-task YAML, one graph definition for launch files and for `run_graph`."""

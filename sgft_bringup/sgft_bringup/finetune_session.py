@@ -1,0 +1,193 @@
+"""A fine-tuning session, as an operator would run it: reset, run an episode, let the learner catch up, repeat,
+with an evaluation block (deterministic actor, no learning) before the first and after every `eval_every` episodes.
+
+Talks to the graph only through its services and topics (ResetEpisode on the robot, Start/StopEpisode on the
+policy node, EpisodeEvent, LearnerStatus, the value heatmap), so it runs the same against the simulated robot and
+against the real one (where ResetEpisode is served by whatever homes the robot and resets the scene).
+At the end it writes results.json, learning_curve.png and value_heatmap.png to output_dir.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from rcl_interfaces.msg import ParameterDescriptor  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+from visualization_msgs.msg import MarkerArray  # noqa: E402
+
+from sgft_core.stats import wilson_interval  # noqa: E402
+from sgft_interfaces import EPISODE_EVENT_QOS, STATUS_QOS, Services, Topics  # noqa: E402
+from sgft_msgs.msg import EpisodeEvent, LearnerStatus  # noqa: E402
+from sgft_msgs.srv import ResetEpisode, StartEpisode  # noqa: E402
+
+
+class SessionError(RuntimeError):
+    pass
+
+
+class FinetuneSession(Node):
+    def __init__(self) -> None:
+        super().__init__("sgft_finetune_session")
+
+        def declare(name: str, default, description: str):
+            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+
+        self.task = declare("task", "push", "task being fine-tuned (for the report)")
+        self.episodes = int(declare("episodes", 60, "fine-tuning episodes to run"))
+        self.eval_every = int(declare("eval_every", 10, "evaluate after every this many fine-tuning episodes"))
+        self.eval_episodes = int(declare("eval_episodes", 5, "episodes per evaluation block"))
+        self.output_dir = Path(declare("output_dir", "runs/finetune", "where results and pictures go"))
+        self.episode_timeout = float(declare("episode_timeout_s", 120.0, "wall time before an episode is given up"))
+        self.catch_up_timeout = float(declare("learner_catch_up_timeout_s", 300.0,
+                                              "wall time to wait for the learner's owed updates between episodes"))
+        self.events: list[EpisodeEvent] = []
+        self.status: LearnerStatus | None = None
+        self.heatmap: MarkerArray | None = None
+        self.create_subscription(EpisodeEvent, Topics.EPISODE_EVENTS, self.events.append, EPISODE_EVENT_QOS)
+        self.create_subscription(LearnerStatus, Topics.LEARNER_STATUS, self._on_status, STATUS_QOS)
+        self.create_subscription(MarkerArray, Topics.VALUE_HEATMAP, self._on_heatmap, STATUS_QOS)
+        self.reset_client = self.create_client(ResetEpisode, Services.RESET_EPISODE)
+        self.start_client = self.create_client(StartEpisode, Services.START_EPISODE)
+
+    def _on_status(self, msg: LearnerStatus) -> None:
+        self.status = msg
+
+    def _on_heatmap(self, msg: MarkerArray) -> None:
+        self.heatmap = msg
+
+    # ------------------------------------------------------------------------------------------- plumbing
+    def _spin_until(self, done, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if time.monotonic() > deadline:
+                raise SessionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            rclpy.spin_once(self, timeout_sec=0.05)
+
+    def _call(self, client, request, what: str):
+        self._spin_until(lambda: client.service_is_ready(), 60.0, f"the {what} service")
+        future = client.call_async(request)
+        self._spin_until(future.done, 30.0, f"an answer from {what}")
+        return future.result()
+
+    def _run_episode(self, evaluation: bool) -> EpisodeEvent:
+        reset = self._call(self.reset_client, ResetEpisode.Request(seed=-1), "reset")
+        if not reset.success:
+            raise SessionError(f"reset failed: {reset.message}")
+        time.sleep(0.3)  # let fresh state and a detection of the reset scene arrive
+        for _ in range(20):
+            started = self._call(self.start_client, StartEpisode.Request(evaluation=evaluation), "start")
+            if started.accepted:
+                break
+            time.sleep(0.5)
+        else:
+            raise SessionError(f"the policy node refuses to start an episode: {started.message}")
+        episode = started.episode_id
+        self._spin_until(lambda: any(e.episode_id == episode and e.event in (EpisodeEvent.FINISHED,
+                                                                           EpisodeEvent.ABORTED)
+                                     for e in self.events), self.episode_timeout, f"episode {episode} to end")
+        return next(e for e in self.events if e.episode_id == episode
+                    and e.event in (EpisodeEvent.FINISHED, EpisodeEvent.ABORTED))
+
+    def _wait_for_learner(self) -> None:
+        """Between episodes, as between real-robot resets: the learner finishes the updates the data owes."""
+        self._spin_until(lambda: self.status is not None, 60.0, "the learner's status")
+        time.sleep(0.5)  # the last transition's updates become owed when it arrives
+        self._spin_until(lambda: not self.status.training or bool(self.status.fault), self.catch_up_timeout,
+                         "the learner to catch up")
+        if self.status.fault:
+            raise SessionError(f"the learner stopped: {self.status.fault}")
+
+    def _evaluate(self, label: str) -> tuple[float, int]:
+        results = []
+        for _ in range(self.eval_episodes):
+            end = self._run_episode(evaluation=True)
+            if end.event == EpisodeEvent.FINISHED:  # aborted episodes are neither success nor failure
+                results.append(end.success)
+        rate = float(np.mean(results)) if results else float("nan")
+        low, high = wilson_interval(int(sum(results)), len(results)) if results else (float("nan"),) * 2
+        tqdm.write(f"[eval {label}] success {rate:.0%} over {len(results)} episodes (95% CI {low:.0%}–{high:.0%}); "
+                   f"policy version {self.status.policy_version if self.status else 0}")
+        return rate, len(results)
+
+    # ---------------------------------------------------------------------------------------------- session
+    def run(self) -> dict:
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        curve = [{"episodes": 0, **dict(zip(("success", "n"), self._evaluate("zero-shot"), strict=True))}]
+        returns, successes = [], []
+        with tqdm(total=self.episodes, desc=f"fine-tuning {self.task}", unit="episode") as bar:
+            for i in range(1, self.episodes + 1):
+                end = self._run_episode(evaluation=False)
+                returns.append(end.episode_return)
+                successes.append(bool(end.success))
+                self._wait_for_learner()
+                bar.update(1)
+                bar.set_postfix(ret=f"{end.episode_return:.1f}", success=end.success,
+                                updates=self.status.gradient_updates, version=self.status.policy_version)
+                if i % self.eval_every == 0 or i == self.episodes:
+                    rate, n = self._evaluate(f"after {i} episodes")
+                    curve.append({"episodes": i, "success": rate, "n": n})
+        results = {"task": self.task, "curve": curve, "train_returns": returns, "train_successes": successes,
+                   "learner": {"updates": self.status.gradient_updates, "policy_version": self.status.policy_version,
+                               "transitions_stored": self.status.transitions_stored}}
+        (self.output_dir / "results.json").write_text(json.dumps(results, indent=2))
+        self._plot_curve(curve)
+        self._spin_until(lambda: self.heatmap is not None, 30.0, "a value heatmap")
+        self._plot_heatmap()
+        return results
+
+    def _plot_curve(self, curve: list[dict]) -> None:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        xs = [c["episodes"] for c in curve]
+        ax.plot(xs, [100 * c["success"] for c in curve], "o-", label="SGFT through the ROS graph")
+        ax.axhline(100 * curve[0]["success"], ls="--", c="gray", label="zero-shot")
+        ax.set(xlabel="fine-tuning episodes on the 'real' robot", ylabel="success (%)", ylim=(-5, 105),
+               title=f"{self.task}: evaluation success ({self.eval_episodes} episodes a point)")
+        ax.legend(loc="lower right")
+        fig.tight_layout()
+        fig.savefig(self.output_dir / "learning_curve.png", dpi=120)
+        plt.close(fig)
+
+    def _plot_heatmap(self) -> None:
+        fig, axes = plt.subplots(1, len(self.heatmap.markers), figsize=(5 * len(self.heatmap.markers), 4))
+        for ax, marker in zip(np.atleast_1d(axes), self.heatmap.markers, strict=True):
+            xy = np.array([[p.x, p.y] for p in marker.points])
+            color = np.array([[c.r, c.g, c.b] for c in marker.colors])
+            ax.scatter(xy[:, 1], xy[:, 0], c=color, marker="s", s=60)
+            ax.set(title=f"{marker.ns} (blue low, red high)", xlabel="ee y (m)", ylabel="ee x (m)")
+            ax.invert_xaxis()
+        fig.tight_layout()
+        fig.savefig(self.output_dir / "value_heatmap.png", dpi=120)
+        plt.close(fig)
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    node = FinetuneSession()
+    try:
+        results = node.run()
+        curve = results["curve"]
+        print(f"session done: success {curve[0]['success']:.0%} zero-shot → {curve[-1]['success']:.0%} after "
+              f"{curve[-1]['episodes']} episodes; pictures in {node.output_dir}/", flush=True)
+        return 0
+    except SessionError as err:
+        node.get_logger().error(f"session failed: {err}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

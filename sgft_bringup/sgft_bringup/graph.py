@@ -1,0 +1,83 @@
+"""The SGFT graph, defined once: which nodes run, from which package, with which YAML section.
+
+The launch files (`ros2 launch sgft_bringup sim_finetune.launch.py`) and `python -m sgft_bringup.run_graph` (for
+machines without `ros2 launch`, like the PyPI wheels) both build the graph from `graph_nodes()`, so the two ways of
+starting it cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+TASKS = ("push", "hammer", "insert")
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    name: str  # node name = YAML section
+    package: str
+    module: str  # python -m module, and the console script's module
+    executable: str
+    parameters: dict = field(default_factory=dict)
+
+
+def share_dir() -> Path:
+    """This package's share directory when installed (colcon), else its source folder."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+
+        try:
+            return Path(get_package_share_directory("sgft_bringup"))
+        except PackageNotFoundError:
+            pass
+    except ImportError:
+        pass
+    return Path(__file__).resolve().parents[1]
+
+
+def load_config(task: str, config_file: str | os.PathLike | None = None) -> dict[str, dict]:
+    """{node name: parameters} from the task's YAML, with "{share}" resolved and "~" expanded."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
+    path = Path(config_file) if config_file else share_dir() / "config" / f"{task}.yaml"
+    with open(path, encoding="utf-8") as f:
+        raw = yaml.safe_load(f)
+    share = str(share_dir())
+    config = {}
+    for node, section in raw.items():
+        params = dict(section.get("ros__parameters", {}))
+        for key, value in params.items():
+            if isinstance(value, str) and ("{share}" in value or value.startswith("~")):
+                params[key] = os.path.expanduser(value.replace("{share}", share))
+        config[node] = params
+    return config
+
+
+def graph_nodes(task: str, mode: str = "sim", config_file: str | os.PathLike | None = None,
+                overrides: dict[str, dict] | None = None) -> list[GraphNode]:
+    """The nodes of the fine-tuning graph. mode "sim": the simulated robot stands in for robot + cameras and
+    publishes /clock, so every other node runs on sim time. mode "real": the Franka and RealSense drivers (started by
+    real_finetune.launch.py) provide those topics instead."""
+    if mode not in ("sim", "real"):
+        raise ValueError(f"mode must be 'sim' or 'real', got {mode!r}")
+    config = load_config(task, config_file)
+    for node, params in (overrides or {}).items():
+        config.setdefault(node, {}).update(params)
+    sim_time = {"use_sim_time": mode == "sim"}
+    nodes = []
+    if mode == "sim":
+        nodes.append(GraphNode("sgft_sim_robot", "sgft_sim", "sgft_sim.robot_node", "robot_node",
+                               config["sgft_sim_robot"]))
+    nodes += [
+        GraphNode("sgft_perception", "sgft_perception", "sgft_perception.perception_node", "perception_node",
+                  config["sgft_perception"] | sim_time),
+        GraphNode("sgft_policy", "sgft_policy", "sgft_policy.policy_node", "policy_node",
+                  config["sgft_policy"] | sim_time),
+        GraphNode("sgft_learner", "sgft_learner", "sgft_learner.learner_node", "learner_node",
+                  config["sgft_learner"] | sim_time),
+    ]
+    return nodes

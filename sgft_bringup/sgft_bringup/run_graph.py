@@ -1,0 +1,131 @@
+"""Start the SGFT graph without `ros2 launch` (the PyPI wheels have no launch): the nodes of graph.py as processes.
+
+    python -m sgft_bringup.run_graph --task push                 # the graph, until Ctrl-C
+    python -m sgft_bringup.run_graph --task push --session       # + a fine-tuning session; exits when it is done
+    python -m sgft_bringup.run_graph --task push --set sgft_sim_robot.time_scale=1.0
+
+Each node gets a parameter file written from the task's YAML (same values the launch files pass). Node output goes
+to <log-dir>/<node>.log; a node that exits unexpectedly is reported at once, and the others keep running (the
+policy node holds the robot when its inputs go stale), so a crash never turns into a silent hang.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from sgft_bringup.graph import TASKS, GraphNode, graph_nodes, load_config
+
+
+def parse_overrides(items: list[str]) -> dict[str, dict]:
+    """["node.param=value", ...] → {node: {param: value}} with YAML-typed values."""
+    overrides: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        node, dot, param = key.partition(".")
+        if not sep or not dot:
+            raise SystemExit(f"--set expects node.param=value, got {item!r}")
+        parsed = yaml.safe_load(value)
+        # a JSON object stays a string: nested parameters are not what a JSON-valued parameter means
+        overrides.setdefault(node, {})[param] = value if isinstance(parsed, dict) else parsed
+    return overrides
+
+
+def start(node: GraphNode, params_dir: Path, log_dir: Path) -> subprocess.Popen:
+    params_file = params_dir / f"{node.name}.yaml"
+    params_file.write_text(yaml.safe_dump({node.name: {"ros__parameters": node.parameters}}))
+    log = open(log_dir / f"{node.name}.log", "w")  # noqa: SIM115 - closed when the process is reaped
+    cmd = [sys.executable, "-m", node.module, "--ros-args", "-r", f"__node:={node.name}",
+           "--params-file", str(params_file)]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def stop_all(procs: dict[str, subprocess.Popen], timeout_s: float = 15.0) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + timeout_s
+    for name, proc in procs.items():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"run_graph: {name} did not stop in time, killing it", file=sys.stderr)
+            proc.kill()
+            proc.wait()
+        proc.log.close()  # type: ignore[attr-defined]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--task", default="push", choices=TASKS)
+    parser.add_argument("--mode", default="sim", choices=("sim", "real"))
+    parser.add_argument("--config", help="parameter YAML (default: the package's config/<task>.yaml)")
+    parser.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                        help="override one parameter (repeatable)")
+    parser.add_argument("--session", action="store_true", help="run a fine-tuning session, then stop the graph")
+    parser.add_argument("--log-dir", default="log/graph", help="one log file per node")
+    args = parser.parse_args(argv)
+
+    overrides = parse_overrides(args.set)
+    nodes = graph_nodes(args.task, args.mode, args.config, overrides)
+    log_dir = Path(args.log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen] = {}
+    params_dir = Path(tempfile.mkdtemp(prefix="sgft_params_"))
+    interrupted = False
+
+    def on_signal(signum, frame):  # noqa: ARG001
+        nonlocal interrupted
+        interrupted = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    status = 0
+    try:
+        for node in nodes:
+            procs[node.name] = start(node, params_dir, log_dir)
+        print(f"run_graph: started {', '.join(procs)} (logs in {log_dir}/)", flush=True)
+        session = None
+        if args.session:
+            params = load_config(args.task, args.config).get("sgft_finetune_session", {})
+            params |= overrides.get("sgft_finetune_session", {})
+            params["use_sim_time"] = args.mode == "sim"
+            session_node = GraphNode("sgft_finetune_session", "sgft_bringup", "sgft_bringup.finetune_session",
+                                     "finetune_session", params)
+            params_file = params_dir / "sgft_finetune_session.yaml"
+            params_file.write_text(yaml.safe_dump({session_node.name: {"ros__parameters": params}}))
+            # the session prints progress to this terminal
+            session = subprocess.Popen([sys.executable, "-m", session_node.module, "--ros-args", "-r",
+                                        f"__node:={session_node.name}", "--params-file", str(params_file)])
+        reported: set[str] = set()
+        while not interrupted:
+            for name, proc in procs.items():
+                if proc.poll() is not None and name not in reported:
+                    reported.add(name)
+                    tail = (log_dir / f"{name}.log").read_text().splitlines()[-15:]
+                    print(f"run_graph: node {name} exited with code {proc.returncode}; last lines of its log:\n  "
+                          + "\n  ".join(tail), file=sys.stderr, flush=True)
+                    status = 1
+            if session is not None and session.poll() is not None:
+                status = status or session.returncode
+                break
+            time.sleep(0.2)
+        if session is not None and session.poll() is None:
+            session.send_signal(signal.SIGINT)
+            session.wait(timeout=15)
+    finally:
+        stop_all(procs)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
