@@ -1,4 +1,5 @@
-"""Benchmark: control steps per second of every task and proxy on one core, and the point-cloud render time.
+"""Benchmark: control steps per second of every task and proxy on one core, and the point-cloud render time (the
+default cloud leaves out the arm's visual meshes; "with arm meshes" is render_arm=True).
 
     MUJOCO_GL=osmesa python -m sgft_sim.bench_env [--steps 400] [--renders 5]
 """
@@ -30,13 +31,13 @@ def control_rate(task: str, proxy: str, steps: int) -> float:
     return steps / elapsed
 
 
-def render_time(width: int, height: int, renders: int) -> float:
+def render_time(width: int, height: int, renders: int, render_arm: bool = False) -> float:
     env = make_env("push", seed=0)
     env.reset(seed=0)
-    env.point_cloud("camera1", width=width, height=height)  # warm-up: renderer creation
+    env.point_cloud("camera1", width=width, height=height, render_arm=render_arm)  # warm-up: renderer creation
     start = time.perf_counter()
     for _ in range(renders):
-        env.point_cloud("camera1", width=width, height=height)
+        env.point_cloud("camera1", width=width, height=height, render_arm=render_arm)
     elapsed = (time.perf_counter() - start) / renders
     env.close()
     return elapsed
@@ -59,8 +60,10 @@ def main() -> None:
             rate = control_rate(task, proxy, args.steps)
             print(f"{task:8s} {proxy:10s} {rate:9.0f} {1e3 / rate:8.2f}")
     for width, height in ((848, 480), (424, 240)):
-        print(f"point cloud {width}x{height}: {1e3 * render_time(width, height, args.renders):.1f} ms "
-              "(RGB + depth render + back-projection)")
+        for render_arm in (False, True):
+            ms = 1e3 * render_time(width, height, args.renders, render_arm)
+            print(f"point cloud {width}x{height} {'with' if render_arm else 'without'} arm meshes: {ms:.1f} ms "
+                  "(RGB + depth render + back-projection)")
 
 
 if __name__ == "__main__":

@@ -144,3 +144,17 @@ def test_point_cloud_finds_the_puck(width, height):
             assert abs(np.median(top[:, 2]) - 0.03) < 0.01
     finally:
         env.close()
+
+
+def test_point_cloud_leaves_out_the_arm_but_keeps_the_tool():
+    env = sgft_sim.make_env("push", seed=0)
+    env.reset(seed=4)
+    try:
+        clouds = {arm: env.point_cloud("camera1", width=212, height=120, render_arm=arm) for arm in (False, True)}
+        high = {arm: int((cloud.in_base_frame()[:, 2] > 0.3).sum()) for arm, cloud in clouds.items()}
+        assert high[False] == 0 and high[True] > 50  # only the arm's links rise above 30 cm
+        points = clouds[False].in_base_frame()
+        near_finger = np.linalg.norm(points[:, :2] - env.ee_position()[:2], axis=1) < 0.012
+        assert (near_finger & (points[:, 2] > 0.035)).sum() > 3  # the finger above the puck's top is still there
+    finally:
+        env.close()
