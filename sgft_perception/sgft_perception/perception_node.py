@@ -156,7 +156,7 @@ class PerceptionNode(Node):
         if self._frames and msg.header.frame_id != self._frames[index]:
             kind, detail = "wrong_frame", f"frame_id {msg.header.frame_id!r}, expected {self._frames[index]!r}"
         elif age_s > self._max_age_s:
-            kind, detail = "stale", f"cloud is {age_s:.3f} s old > max_cloud_age {self._max_age_s} s"
+            kind, detail = "stale", f"stale cloud, {age_s:.3f} s old > max_cloud_age {self._max_age_s} s"
         else:
             try:
                 result = detect_in_cloud(view_of(msg), self._extrinsics[index], self._config)
