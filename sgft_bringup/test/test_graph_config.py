@@ -1,0 +1,60 @@
+"""The graph definition and the per-task YAML agree with the code they configure."""
+
+import numpy as np
+import pytest
+import yaml
+from transforms3d.quaternions import quat2mat
+
+from sgft_bringup.graph import TASKS, graph_nodes, load_config, share_dir
+from sgft_bringup.run_graph import parse_overrides
+
+
+def test_push_graph_has_every_node_with_its_section():
+    sim = graph_nodes("push", "sim")
+    assert [n.name for n in sim] == ["sgft_sim_robot", "sgft_perception", "sgft_policy", "sgft_learner"]
+    assert all(n.parameters["use_sim_time"] for n in sim[1:])
+    real = graph_nodes("push", "real")
+    assert "sgft_sim_robot" not in [n.name for n in real]
+    assert not any(n.parameters["use_sim_time"] for n in real)
+
+
+def test_share_paths_resolve_and_overrides_apply():
+    nodes = {n.name: n for n in graph_nodes("push", "sim", overrides={"sgft_policy": {"max_hold_s": 2.5}})}
+    assert nodes["sgft_policy"].parameters["checkpoint"].startswith(str(share_dir()))
+    assert "{share}" not in nodes["sgft_learner"].parameters["checkpoint"]
+    assert nodes["sgft_policy"].parameters["max_hold_s"] == 2.5
+
+
+def test_unknown_task_and_mode_are_refused():
+    with pytest.raises(ValueError, match="unknown task"):
+        load_config("fly")
+    with pytest.raises(ValueError, match="mode"):
+        graph_nodes("push", "dream")
+
+
+def test_parse_overrides_types_values_and_keeps_json_strings():
+    parsed = parse_overrides(["a.x=1.5", "a.flag=true", 'b.json={"utd": 2}', "b.list=[1, 2]"])
+    assert parsed == {"a": {"x": 1.5, "flag": True}, "b": {"json": '{"utd": 2}', "list": [1, 2]}}
+
+
+def test_yaml_files_are_valid_parameter_files():
+    for path in (share_dir() / "config").glob("*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        assert all("ros__parameters" in section for section in data.values()), path
+        assert path.stem in TASKS
+
+
+def test_perception_extrinsic_is_the_simulated_camera_pose():
+    """The calibration in the YAML must be where the sim puts the camera, or detections would be off."""
+    sgft_sim = pytest.importorskip("sgft_sim")
+    params = load_config("push")["sgft_perception"]
+    env = sgft_sim.make_env("push", "real", seed=0)
+    try:
+        for i, topic in enumerate(params["cloud_topics"]):
+            camera = topic.split("/")[1]
+            truth = env.point_cloud(camera, 8, 8).camera_to_base
+            x, y, z, qx, qy, qz, qw = params["extrinsics"][7 * i: 7 * i + 7]
+            np.testing.assert_allclose([x, y, z], truth[:3, 3], atol=1e-4)
+            np.testing.assert_allclose(quat2mat([qw, qx, qy, qz]), truth[:3, :3], atol=1e-4)
+    finally:
+        env.close()
