@@ -50,6 +50,17 @@ class Extrinsic:
         return cls(rotation, _vector3(translation, "translation"))
 
     @property
+    def quaternion_xyzw(self) -> np.ndarray:
+        """The rotation as a unit quaternion (x, y, z, w), w >= 0: what a calibration YAML stores."""
+        m = self.rotation
+        w = np.sqrt(max(0.0, 1 + m[0, 0] + m[1, 1] + m[2, 2])) / 2
+        x = np.copysign(np.sqrt(max(0.0, 1 + m[0, 0] - m[1, 1] - m[2, 2])) / 2, m[2, 1] - m[1, 2])
+        y = np.copysign(np.sqrt(max(0.0, 1 - m[0, 0] + m[1, 1] - m[2, 2])) / 2, m[0, 2] - m[2, 0])
+        z = np.copysign(np.sqrt(max(0.0, 1 - m[0, 0] - m[1, 1] + m[2, 2])) / 2, m[1, 0] - m[0, 1])
+        q = np.array([x, y, z, w])
+        return q / np.linalg.norm(q)
+
+    @property
     def matrix(self) -> np.ndarray:
         out = np.eye(4)
         out[:3, :3], out[:3, 3] = self.rotation, self.translation
@@ -176,14 +187,13 @@ def crop_to_box(view: np.ndarray, extrinsic: Extrinsic, box_min: np.ndarray,
     tmp = y * rot[2, 1]
     height += tmp
     np.multiply(z, rot[2, 2], out=tmp)
-    height += tmp
-    height += trans[2]
-    keep = height >= lo[2]
-    keep &= height <= hi[2]
+    height += tmp  # without the translation: it moves into the bounds, one pass fewer over 400k points
+    keep = height >= lo[2] - trans[2]
+    keep &= height <= hi[2] - trans[2]
     idx = np.flatnonzero(keep)
     xs, ys, zs = x[idx], y[idx], z[idx]
     base = np.empty((len(idx), 3), dtype=np.float32)
-    base[:, 2] = height[idx]
+    base[:, 2] = height[idx] + trans[2]
     inside = np.ones(len(idx), dtype=bool)
     for axis in (0, 1):
         value = xs * rot[axis, 0] + ys * rot[axis, 1] + zs * rot[axis, 2] + trans[axis]

@@ -44,6 +44,12 @@ def test_extrinsic_against_a_hand_computed_point():
     np.testing.assert_allclose(down.apply([[0.1, 0.2, 0.8]]), [[0.1, -0.2, 0.2]], atol=1e-12)
 
 
+@pytest.mark.parametrize("camera", [SIDE_CAMERA, FRONT_CAMERA, Extrinsic.from_xyz_rpy([0, 0, 0], [3.1, -0.4, 2.0])])
+def test_quaternion_round_trip(camera):
+    again = Extrinsic.from_xyz_quat(camera.translation, camera.quaternion_xyzw)
+    np.testing.assert_allclose(again.matrix, camera.matrix, atol=1e-9)
+
+
 def test_extrinsic_rejects_a_bad_quaternion():
     with pytest.raises(ValueError):
         Extrinsic.from_xyz_quat([0, 0, 0], [0, 0, 0, 2])

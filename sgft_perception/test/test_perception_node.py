@@ -42,16 +42,6 @@ REPLY_TIMEOUT_S = 5.0
 PUCK = PuckScene(puck_center=(0.55, 0.1))
 
 
-def quaternion_xyzw(rotation: np.ndarray) -> list[float]:
-    """Rotation matrix -> unit quaternion (x, y, z, w); the node gets its extrinsics the way a YAML file gives them."""
-    m = rotation
-    w = np.sqrt(max(0.0, 1 + m[0, 0] + m[1, 1] + m[2, 2])) / 2
-    x = np.copysign(np.sqrt(max(0.0, 1 + m[0, 0] - m[1, 1] - m[2, 2])) / 2, m[2, 1] - m[1, 2])
-    y = np.copysign(np.sqrt(max(0.0, 1 - m[0, 0] + m[1, 1] - m[2, 2])) / 2, m[0, 2] - m[2, 0])
-    z = np.copysign(np.sqrt(max(0.0, 1 - m[0, 0] - m[1, 1] + m[2, 2])) / 2, m[1, 0] - m[0, 1])
-    return [float(v) for v in (x, y, z, w)]
-
-
 def ros_array(values) -> str:
     return "[" + ",".join(repr(v if isinstance(v, str) else float(v)) for v in values) + "]"
 
@@ -62,7 +52,7 @@ def graph():
     # read when rclpy.init below creates the participant, and inherited by the node process
     os.environ["ROS_DOMAIN_ID"] = str(random.Random(os.getpid() ^ time.time_ns()).randint(1, 100))
     os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "LARGE_DATA"
-    extrinsics = [v for cam in CAMERAS for v in [*cam.translation, *quaternion_xyzw(cam.rotation)]]
+    extrinsics = [v for cam in CAMERAS for v in [*cam.translation, *cam.quaternion_xyzw]]
     args = ["--ros-args", "-p", f"cloud_topics:={ros_array(TOPICS)}", "-p", f"cloud_frame_ids:={ros_array(FRAMES)}",
             "-p", f"extrinsics:={ros_array(extrinsics)}", "-p", f"max_cloud_age:={MAX_CLOUD_AGE_S}",
             "-p", "expected_points:=150", "-p", "min_points:=20"]
