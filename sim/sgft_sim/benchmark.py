@@ -54,10 +54,18 @@ class Settings:
     eval_every: int = 10
     eval_episodes: int = 10
     rlpd_sim_episodes: int = 20  # sim data for RLPD: half random-action, half π_sim episodes
-    overrides: dict = field(default_factory=dict)  # FinetuneConfig fields overridden for every method
+    # FinetuneConfig fields to override: "key" for every method, "method.key" for one method only
+    overrides: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def method_overrides(overrides: dict, method: str) -> dict:
+    """The overrides that apply to `method`: the plain keys, then its own "method.key" entries."""
+    shared = {key: value for key, value in overrides.items() if "." not in key}
+    own = {key.split(".", 1)[1]: value for key, value in overrides.items() if key.startswith(method + ".")}
+    return shared | own
 
 
 def run_name(task: str, proxy: str, method: str, seed: int) -> str:
@@ -109,7 +117,7 @@ def run_one(task: str, proxy: str, method: str, seed: int, settings: Settings, c
     spec = get_task(task)
     checkpoint_path = checkpoint_dir / f"{task}.safetensors"
     checkpoint = load_checkpoint(checkpoint_path, task)
-    config = make_config(method, **settings.overrides)
+    config = make_config(method, **method_overrides(settings.overrides, method))
     learner = FinetuneLearner(spec, checkpoint.networks, config, seed=seed, network_config=checkpoint.network_config)
     if config.sim_data_fraction > 0:
         learner.add_sim_data(collect_sim_data(task, checkpoint.networks, settings.rlpd_sim_episodes, seed))
@@ -197,7 +205,7 @@ def summarize(results: list[dict]) -> list[dict]:
 
 def format_table(rows: list[dict]) -> str:
     header = (f"{'task':8} {'proxy':10} {'method':13} {'seeds':>5} {'zero-shot':>10} {'final':>13} "
-              f"{'episodes→80%':>15} {'reached':>8} {'lowest':>13} {'min/run':>8}")
+              f"{'episodes→80%':>15} {'reached':>8} {'lowest':>13} {'wall/run':>8}")
     lines = [header, "-" * len(header)]
     for r in rows:
         lines.append(
@@ -205,7 +213,8 @@ def format_table(rows: list[dict]) -> str:
             f"{r['final_success_mean']:>6.0%} ± {r['final_success_std']:>4.0%} "
             f"{r['episodes_to_80_mean']:>8.1f} ± {r['episodes_to_80_std']:>4.1f} {r['reached_80']:>8} "
             f"{r['lowest_success_mean']:>6.0%} ± {r['lowest_success_std']:>4.0%} {r['wall_s_mean'] / 60:>6.1f}m")
-    lines.append(f"final: success after {rows[0]['budget'] if rows else '?'} episodes; episodes→80%: first "
+    budget = rows[0]["budget"] if rows else "?"
+    lines.append(f"wall/run: minutes per run; final: success after {budget} episodes; episodes→80%: first "
                  f"evaluation at ≥{SUCCESS_THRESHOLD:.0%} (budget if never); lowest: lowest success after episode 0 "
                  f"(forgetting dip); mean ± std over seeds")
     return "\n".join(lines)
@@ -261,7 +270,9 @@ def _parse_overrides(items: list[str]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--set expects key=value, got {item!r}")
+            raise SystemExit(f"--set expects key=value or method.key=value, got {item!r}")
+        if "." in key and key.split(".", 1)[0] not in METHODS:
+            raise SystemExit(f"--set {item!r}: unknown method {key.split('.', 1)[0]!r}; known: {', '.join(METHODS)}")
         try:
             overrides[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -281,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-episodes", type=int, default=Settings.eval_episodes)
     parser.add_argument("--rlpd-sim-episodes", type=int, default=Settings.rlpd_sim_episodes)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="override a FinetuneConfig field for every method, e.g. prefill_episodes=5")
+                        help="override a FinetuneConfig field for every method (prefill_episodes=5) or for one "
+                             "(rlpd.utd=5)")
     parser.add_argument("--checkpoint-dir", type=Path, default=DEFAULT_CHECKPOINT_DIR)
     parser.add_argument("--out", type=Path, default=Path("benchmark_results"))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")

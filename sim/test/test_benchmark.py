@@ -14,6 +14,15 @@ from sgft_sim import benchmark
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
 
+def test_per_method_overrides():
+    overrides = {"batch_size": 16, "rlpd.utd": 5, "sgft.batch_size": 32}
+    assert benchmark.method_overrides(overrides, "sgft") == {"batch_size": 32}
+    assert benchmark.method_overrides(overrides, "rlpd") == {"batch_size": 16, "utd": 5}
+    with pytest.raises(SystemExit, match="unknown method"):
+        benchmark._parse_overrides(["td3.utd=5"])
+    assert benchmark._parse_overrides(["rlpd.utd=5", "horizon=null"]) == {"rlpd.utd": 5, "horizon": None}
+
+
 def test_run_metrics_by_hand():
     metrics = benchmark.run_metrics([0, 10, 20, 30], [0.3, 0.1, 0.8, 0.9], budget=30)
     assert metrics == {"zero_shot_success": 0.3, "final_success": 0.9, "episodes_to_80": 20, "reached_80": True,
@@ -37,7 +46,7 @@ def test_tiny_sweep_writes_everything_and_resumes(checkpoint_dir, tmp_path, monk
     argv = ["--tasks", "push", "--proxies", "real", "--methods", "sgft", "zero_shot", "--seeds", "0",
             "--episodes", "2", "--eval-every", "1", "--eval-episodes", "1", "--checkpoint-dir", str(checkpoint_dir),
             "--out", str(out), "--no-progress", "--set", "prefill_episodes=1", "batch_size=16",
-            "critic_warmup_updates=0"]
+            "critic_warmup_updates=0", "zero_shot.prefill_episodes=0"]
     assert benchmark.main(argv) == 0
     table = capsys.readouterr().out
     assert "sgft" in table and "zero_shot" in table and "episodes→80%" in table
