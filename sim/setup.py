@@ -17,5 +17,6 @@ setup(
     description="MuJoCo tasks, sim-to-sim real proxies, pretraining and the simulated robot node.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},  # colcon picks pytest from here (tests_require is gone)
-    entry_points={"console_scripts": ["bench_env = sgft_sim.bench_env:main", "benchmark = sgft_sim.benchmark:main"]},
+    entry_points={"console_scripts": ["bench_env = sgft_sim.bench_env:main", "benchmark = sgft_sim.benchmark:main",
+                                       "pretrain = sgft_sim.pretrain:main", "evaluate = sgft_sim.evaluate:main"]},
 )
