@@ -2,12 +2,13 @@
 
 Every gap the SGFT paper attributes to reality is one field of `ProxyConfig`, so a proxy is readable at a glance and
 tests can check each knob. "sim" is the training configuration (domain randomization on, no gap). "real" is the
-default real robot of each task. (A "deformable" push proxy with a MuJoCo flex puck is not built yet.)
+default real robot of each task. "deformable" (push only) is push's real robot with a soft puck in place of the rigid
+one (see sgft_sim.push).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class ProxyConfig:
     # object dynamics relative to the task's (push: puck; insert: part friction)
     object_mass_scale: float = 1.0
     object_friction_scale: float = 1.0
-    # push only: a soft body (MuJoCo flex) replaces the rigid puck
+    # push only: a soft body (spring-loaded segments around a core, same size and color) replaces the rigid puck
     deformable: bool = False
 
 
@@ -50,6 +51,8 @@ _REAL_PUSH = ProxyConfig(
     object_mass_scale=0.5,
     object_friction_scale=0.15,
 )
+# The same robot pushing an object the simulator never saw: a soft puck that dents before it moves.
+_DEFORMABLE_PUSH = replace(_REAL_PUSH, name="deformable", deformable=True)
 _REAL_HAMMER = ProxyConfig(
     name="real",
     randomize_params=False,
@@ -72,7 +75,7 @@ _REAL_INSERT = ProxyConfig(
 )
 
 PROXIES: dict[str, dict[str, ProxyConfig]] = {
-    "push": {"sim": SIM, "real": _REAL_PUSH},
+    "push": {"sim": SIM, "real": _REAL_PUSH, "deformable": _DEFORMABLE_PUSH},
     "hammer": {"sim": SIM, "real": _REAL_HAMMER},
     "insert": {"sim": SIM, "real": _REAL_INSERT},
 }

@@ -124,9 +124,9 @@ def test_scripted_push_succeeds_in_sim():
     assert successes == 3
 
 
-@pytest.mark.parametrize(("width", "height"), [(424, 240)])
-def test_point_cloud_finds_the_puck(width, height):
-    env = sgft_sim.make_env("push", seed=0)
+@pytest.mark.parametrize(("proxy", "width", "height"), [("sim", 424, 240), ("deformable", 424, 240)])
+def test_point_cloud_finds_the_puck(proxy, width, height):
+    env = sgft_sim.make_env("push", proxy, seed=0)
     env.reset(seed=4)
     try:
         for camera in ("camera1", "camera2"):
@@ -158,3 +158,50 @@ def test_point_cloud_leaves_out_the_arm_but_keeps_the_tool():
         assert (near_finger & (points[:, 2] > 0.035)).sum() > 3  # the finger above the puck's top is still there
     finally:
         env.close()
+
+
+def _scripted_push(obs: np.ndarray, gain: float = 1.0, stop_x: float = 0.515) -> np.ndarray:
+    """Go behind the puck, then push it along +x until it is expected to come to rest near the goal."""
+    ee, puck = obs[:2], obs[2:]
+    target = puck - np.array([0.035, 0.0])
+    if abs(ee[1] - puck[1]) > 0.01 and ee[0] > puck[0] - 0.06:
+        target = np.array([puck[0] - 0.07, puck[1]])  # go around, behind the puck
+    elif abs(ee[1] - puck[1]) <= 0.01 and ee[0] < puck[0] - 0.03:
+        target = np.array([min(puck[0], stop_x), puck[1]])
+    return gain * np.clip((target - ee) / 0.04, -1, 1)
+
+
+def test_deformable_push_is_deterministic_and_tracks_the_soft_body():
+    env = sgft_sim.make_env("push", "deformable", seed=0)
+    segments = [env.model.body(f"soft_segment{i}").id for i in range(8)]
+    runs = []
+    for _ in range(2):
+        noise = np.random.default_rng(3).uniform(-0.3, 0.3, size=(12, 2))
+        obs, _ = env.reset(seed=5)
+        trajectory = [obs]
+        for step_noise in noise:
+            obs = env.step(np.clip(_scripted_push(obs) + step_noise, -1, 1))[0]
+            trajectory.append(obs)
+            centroid = env.data.xpos[segments].mean(axis=0)
+            np.testing.assert_allclose(env.object_position(), centroid)
+            np.testing.assert_allclose(obs[2:], centroid[:2], atol=1e-6)
+            assert np.all(np.isfinite(env.data.qpos)) and abs(centroid[2] - 0.015) < 1e-6  # flat, no explosion
+        runs.append(np.array(trajectory))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert np.ptp(runs[0][:, 2], axis=0) > 0.02  # the pushes did move it
+    env.close()
+
+
+def test_deformable_push_dents_and_moves_the_soft_puck():
+    env = sgft_sim.make_env("push", "deformable", seed=0)
+    dents = [env.model.jnt_qposadr[env.model.joint(f"soft_radial{i}").id] for i in range(8)]
+    obs, _ = env.reset(seed=0)
+    start, deepest = obs[2:].copy(), 0.0
+    for _ in range(env.task.episode_length):
+        obs, _, terminated, _, info = env.step(_scripted_push(obs, gain=0.3, stop_x=0.50))
+        deepest = max(deepest, -float(env.data.qpos[dents].min()))
+        assert env.ee_position()[0] < obs[2] - 0.01  # the finger stays behind the centroid: it never passes through
+        assert not terminated
+    assert obs[2] - start[0] > 0.1 and info["success"]  # a gentle scripted push brings it to the goal
+    assert deepest > 5e-4  # and the near side was dented on the way (a rigid body would not)
+    env.close()
