@@ -81,6 +81,7 @@ class LearnerNode(Node):
         self.stats = collections.Counter()
         self.fault = ""
         self.unstored: list[Transition] = []  # received but not yet durable (store fault); retried in order
+        self.seen: set[tuple[int, int, int, int]] = set()  # identities of stored transitions (see _identity)
         self.last_obs: np.ndarray | None = None
         self.losses: dict[str, float] = {}
         self.published_version = -1
@@ -109,7 +110,9 @@ class LearnerNode(Node):
         if self.store.truncated_bytes:
             self.get_logger().warning(f"store: cut off a torn last record ({self.store.truncated_bytes} bytes)")
         for payload in self.store:
-            self._feed(deserialize_message(payload, Transition))
+            msg = deserialize_message(payload, Transition)
+            self.seen.add(_identity(msg))
+            self._feed(msg)
         path = self.run_dir / CHECKPOINT_NAME
         if not path.exists():
             return
@@ -153,6 +156,11 @@ class LearnerNode(Node):
             if self.stats["rejected"] == 1 or self.stats["rejected"] % 100 == 0:
                 self.get_logger().warning(f"rejected transition #{self.stats['rejected']}: {problem}")
             return
+        identity = _identity(msg)
+        if identity in self.seen:
+            self.stats["duplicates"] += 1  # the publisher's transient-local replay after our restart
+            return
+        self.seen.add(identity)
         self.unstored.append(msg)
         self._flush_unstored()
 
@@ -280,6 +288,11 @@ class LearnerNode(Node):
             self._checkpoint()
             self.store.close()
         super().destroy_node()
+
+
+def _identity(msg: Transition) -> tuple[int, int, int, int]:
+    """A transition's identity across restarts of either node: when it was published, and where in which episode."""
+    return msg.header.stamp.sec, msg.header.stamp.nanosec, msg.episode_id, msg.step
 
 
 def _point(x: float, y: float, z: float) -> Point:

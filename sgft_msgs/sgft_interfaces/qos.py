@@ -11,8 +11,11 @@ ROBOT_STATE_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
 # Controller targets: reliable, newest only; a stale target queued behind a fresh one is worse than none.
 COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
-# Transitions: reliable with a deep queue so a learner busy with an update loses none of them.
-TRANSITION_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# Transitions: reliable, and the publisher keeps the last 1000 (200 s at 5 Hz) for late joiners: a learner that
+# starts after the policy, or restarts after a crash, still receives every step. The learner drops the ones it has
+# already stored (by stamp, episode and step), so the replay never duplicates data.
+TRANSITION_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
 
 # Weights: a late or restarted policy node must get the latest one, so the publisher keeps it (transient local).
 POLICY_UPDATE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,

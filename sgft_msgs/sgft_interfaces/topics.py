@@ -11,8 +11,9 @@ class Topics:
     JOINT_TRAJECTORY = "/fr3_arm_controller/joint_trajectory"
     # realsense2_camera with pointcloud.enable:=true, camera_name camera1 / camera2
     CAMERA_CLOUDS = ("/camera1/camera1/depth/color/points", "/camera2/camera2/depth/color/points")
-    # sim time from the simulated robot
+    # sim time from the simulated robot, and its ground truth of the object (for grading perception)
     CLOCK = "/clock"
+    SIM_OBJECT_TRUTH = "/sgft/sim/object_truth"
     # our own graph
     OBJECT_DETECTION = "/sgft/object_detection"
     OBJECT_POINTS = "/sgft/object_points"

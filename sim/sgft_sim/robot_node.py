@@ -34,7 +34,6 @@ from sgft_sim import make_env
 from sgft_sim.camera import CAMERA_NAMES
 
 BASE_FRAME = "fr3_link0"
-OBJECT_TRUTH_TOPIC = "/sgft/sim/object_truth"
 
 
 def _stamp(seconds: float) -> TimeMsg:
@@ -78,7 +77,7 @@ class SimRobotNode(Node):
         self.pose_pub = self.create_publisher(PoseStamped, Topics.ROBOT_POSE, ROBOT_STATE_QOS)
         self.measured_pub = self.create_publisher(JointState, Topics.MEASURED_JOINT_STATES, ROBOT_STATE_QOS)
         self.joint_states_pub = self.create_publisher(JointState, Topics.JOINT_STATES, ROBOT_STATE_QOS)
-        self.truth_pub = self.create_publisher(PointStamped, OBJECT_TRUTH_TOPIC, ROBOT_STATE_QOS)
+        self.truth_pub = self.create_publisher(PointStamped, Topics.SIM_OBJECT_TRUTH, ROBOT_STATE_QOS)
         topic_of = {name: Topics.CAMERA_CLOUDS[CAMERA_NAMES.index(name)] for name in self.cameras}
         self.cloud_pubs = {name: self.create_publisher(PointCloud2, topic_of[name], SENSOR_QOS)
                            for name in self.cameras}

@@ -1,0 +1,117 @@
+"""The whole graph, started by run_graph as separate processes over DDS, against the simulated "real" push robot.
+
+Checks what only the assembled graph can show: perception's detections match the simulator's ground truth within
+1 cm, the commands that reach the robot stay inside the task's box, and every transition the policy published is in
+the learner's durable store once the graph is stopped.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sgft_interfaces.testing import isolate_domain, spin_until
+
+isolate_domain()
+
+import rclpy  # noqa: E402
+from geometry_msgs.msg import PointStamped, PoseStamped  # noqa: E402
+from rclpy.serialization import deserialize_message  # noqa: E402
+
+from sgft_core.checkpoint import save_checkpoint  # noqa: E402
+from sgft_core.networks import NetworkConfig, build_networks  # noqa: E402
+from sgft_core.tasks import get_task  # noqa: E402
+from sgft_interfaces import COMMAND_QOS, ROBOT_STATE_QOS, SENSOR_QOS, TRANSITION_QOS, Services, Topics  # noqa: E402
+from sgft_learner.transition_store import TransitionStore  # noqa: E402
+from sgft_msgs.msg import ObjectDetection, Transition  # noqa: E402
+from sgft_msgs.srv import ResetEpisode, StartEpisode  # noqa: E402
+
+SPEC = get_task("push")
+
+
+def _stamp(msg) -> float:
+    return msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+
+
+@pytest.fixture(scope="module")
+def graph():
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        config = NetworkConfig(hidden_dim=64, num_layers=2)
+        save_checkpoint(tmp / "push.safetensors", build_networks(SPEC.obs_dim, SPEC.action_dim, config), "push",
+                        config, seed=0)
+        sets = [f"sgft_policy.checkpoint={tmp / 'push.safetensors'}",
+                f"sgft_learner.checkpoint={tmp / 'push.safetensors'}", f"sgft_learner.run_dir={tmp / 'run'}",
+                "sgft_sim_robot.time_scale=1.0", "sgft_learner.torch_threads=1"]
+        cmd = [sys.executable, "-m", "sgft_bringup.run_graph", "--task", "push", "--log-dir", str(tmp / "logs")]
+        for item in sets:
+            cmd += ["--set", item]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        yield proc, tmp
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+
+
+def test_detections_commands_and_stored_transitions(graph):
+    proc, tmp = graph
+    rclpy.init()
+    node = rclpy.create_node("graph_test")
+    detections: list[ObjectDetection] = []
+    truth: list[PointStamped] = []
+    commands: list[PoseStamped] = []
+    transitions: list[Transition] = []
+    node.create_subscription(ObjectDetection, Topics.OBJECT_DETECTION, detections.append, SENSOR_QOS)
+    node.create_subscription(PointStamped, Topics.SIM_OBJECT_TRUTH, truth.append, ROBOT_STATE_QOS)
+    node.create_subscription(PoseStamped, Topics.CARTESIAN_TARGET, commands.append, COMMAND_QOS)
+    node.create_subscription(Transition, Topics.TRANSITIONS, transitions.append, TRANSITION_QOS)
+    reset = node.create_client(ResetEpisode, Services.RESET_EPISODE)
+    start = node.create_client(StartEpisode, Services.START_EPISODE)
+    try:
+        assert reset.wait_for_service(timeout_sec=90), "the simulated robot did not come up"
+        assert start.wait_for_service(timeout_sec=60), "the policy node did not come up"
+        future = reset.call_async(ResetEpisode.Request(seed=3))
+        assert spin_until(node, future.done, 30) and future.result().success
+        assert spin_until(node, lambda: len(detections) >= 3, 60), "no detections"
+        future = start.call_async(StartEpisode.Request(evaluation=False))
+        assert spin_until(node, future.done, 30) and future.result().accepted
+        assert spin_until(node, lambda: len(transitions) >= 15, 120), f"only {len(transitions)} transitions"
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+        proc.send_signal(signal.SIGINT)
+        output = proc.communicate(timeout=60)[0]
+    logs = {p.stem: p.read_text() for p in (tmp / "logs").glob("*.log")}
+    context = output + "\n".join(f"--- {k}\n{v[-3000:]}" for k, v in logs.items())
+
+    # perception vs ground truth, matched by sim time
+    truth_t = np.array([_stamp(t) for t in truth])
+    truth_p = np.array([[t.point.x, t.point.y, t.point.z] for t in truth])
+    errors = []
+    for det in detections:
+        if not det.valid:
+            continue
+        i = int(np.argmin(np.abs(truth_t - _stamp(det))))
+        if abs(truth_t[i] - _stamp(det)) < 0.05:
+            errors.append((np.linalg.norm([det.position.x, det.position.y, det.position.z] - truth_p[i]),
+                           det.num_points, det.position.x, det.position.y, truth_p[i][0], truth_p[i][1]))
+    assert len(errors) >= 3, context
+    assert max(e[0] for e in errors) < 0.01, f"detection errors (error, points, det xy, truth xy) {np.round(errors, 3)}"
+
+    # commands inside the box, at the task's height
+    for cmd in commands:
+        p = np.array([cmd.pose.position.x, cmd.pose.position.y])
+        assert np.all(p >= SPEC.workspace_low[:2] - 1e-6) and np.all(p <= SPEC.workspace_high[:2] + 1e-6), p
+        assert cmd.pose.position.z == pytest.approx(SPEC.ee_height)
+
+    # every transition the policy published is in the learner's store, intact
+    stored = [deserialize_message(p, Transition) for p in TransitionStore(tmp / "run" / "transitions.log")]
+    key = {(t.episode_id, t.step): list(t.obs) + list(t.action) + [t.reward] for t in stored}
+    for t in transitions:
+        assert key.get((t.episode_id, t.step)) == list(t.obs) + list(t.action) + [t.reward], (t.episode_id, t.step)
