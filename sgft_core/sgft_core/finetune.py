@@ -420,7 +420,7 @@ class FinetuneLearner:
 
 # ------------------------------------------------------------------------------------------------------- bench
 def bench(updates: int = 30, threads: int = 2, method: str = "sgft", task_name: str = "push",
-          bf16_critic: bool = False) -> float:
+          bf16_critic: bool = False, hidden_dim: int = 512) -> float:
     """Combined updates per second of `method` (default SGFT: 256 real + 1280 imagined = 1536 critic rows)."""
     from sgft_core.networks import build_networks
     from sgft_core.tasks import get_task
@@ -428,7 +428,8 @@ def bench(updates: int = 30, threads: int = 2, method: str = "sgft", task_name: 
     torch.set_num_threads(threads)
     spec = get_task(task_name)
     config = make_config(method, prefill_episodes=0, critic_warmup_updates=0, bf16_critic=bf16_critic)
-    learner = FinetuneLearner(spec, build_networks(spec.obs_dim, spec.action_dim, NetworkConfig()), config)
+    networks = build_networks(spec.obs_dim, spec.action_dim, NetworkConfig(hidden_dim=hidden_dim))
+    learner = FinetuneLearner(spec, networks, config)
     rng = np.random.default_rng(0)
     obs = rng.uniform(spec.obs_low, spec.obs_high, (4096, spec.obs_dim)).astype(np.float32)
     action = rng.uniform(-1, 1, (4096, spec.action_dim)).astype(np.float32)
@@ -440,7 +441,8 @@ def bench(updates: int = 30, threads: int = 2, method: str = "sgft", task_name: 
     learner.update(updates)
     rate = updates / (time.perf_counter() - start)
     rows = config.batch_size * (1 + config.imagined_branches)
-    print(f"{method} on {task_name}: {rate:.2f} combined updates/s at critic batch {rows} on {threads} thread(s)"
+    print(f"{method} on {task_name}: {rate:.2f} combined updates/s at critic batch {rows}, width {hidden_dim}, "
+          f"on {threads} thread(s)"
           f"{' with a bfloat16 critic' if bf16_critic else ''}; "
           f"UTD {config.utd} at {spec.control_hz:g} Hz needs {config.utd * spec.control_hz:g}/s")
     return rate
@@ -454,10 +456,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--method", default="sgft", choices=METHODS)
     parser.add_argument("--task", default="push")
     parser.add_argument("--bf16-critic", action="store_true", help="bfloat16 matrix products in the critic passes")
+    parser.add_argument("--hidden-dim", type=int, default=512, help="MLP width (the paper's: 512)")
     args = parser.parse_args(argv)
     if not args.bench:
         parser.error("nothing to do: pass --bench")
-    bench(args.updates, args.threads, args.method, args.task, args.bf16_critic)
+    bench(args.updates, args.threads, args.method, args.task, args.bf16_critic, args.hidden_dim)
 
 
 if __name__ == "__main__":

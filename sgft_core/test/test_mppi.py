@@ -11,6 +11,7 @@ from sgft_core.mppi import MPPI, MPPIConfig
 from sgft_core.tasks import TaskSpec
 
 STEP = 0.1
+UNTIMED = MPPIConfig(time_budget_s=None)  # every iteration runs, whatever the machine's load: reproducible plans
 
 
 def _distance(obs):
@@ -67,7 +68,7 @@ def test_objective_matches_the_formula():
 def test_mppi_improves_on_the_actor_warm_start(warm_action):
     torch.set_num_threads(1)
     actor = ConstantActor(warm_action)  # a useless or harmful actor
-    planner = MPPI(REACH, PointDynamics(), Potential(), actor, seed=0)
+    planner = MPPI(REACH, PointDynamics(), Potential(), actor, UNTIMED, seed=0)
     obs = np.array([0.5, -0.3], dtype=np.float32)
     obs_t = torch.as_tensor(obs)[None]
     warm_value = planner.objective(obs_t, planner.actor_rollout(obs_t)[None])[0]
@@ -91,7 +92,18 @@ def test_mppi_improves_on_the_actor_warm_start(warm_action):
 def test_a_good_actor_is_kept_and_planning_is_seeded():
     good = ConstantActor([-1.0, 0.0])
     obs = np.array([0.6, 0.0], dtype=np.float32)
-    first = MPPI(REACH, PointDynamics(), Potential(), good, seed=3).plan(obs)
-    again = MPPI(REACH, PointDynamics(), Potential(), good, seed=3).plan(obs)
+    first = MPPI(REACH, PointDynamics(), Potential(), good, UNTIMED, seed=3).plan(obs)
+    again = MPPI(REACH, PointDynamics(), Potential(), good, UNTIMED, seed=3).plan(obs)
     np.testing.assert_array_equal(first, again)
     assert first[0] < -0.9 and abs(first[1]) < 0.1  # straight at the goal, as the actor proposed
+
+
+def test_time_budget_cuts_iterations_but_still_decides():
+    planner = MPPI(REACH, PointDynamics(), Potential(), ConstantActor([0.0, 0.0]),
+                   MPPIConfig(iterations=5, time_budget_s=1e-9))
+    action = planner.plan(np.array([0.5, -0.3], dtype=np.float32))
+    assert planner.last_iterations == 1 and np.all(np.isfinite(action))
+    untimed = MPPI(REACH, PointDynamics(), Potential(), ConstantActor([0.0, 0.0]), MPPIConfig(iterations=5,
+                                                                                               time_budget_s=None))
+    untimed.plan(np.array([0.5, -0.3], dtype=np.float32))
+    assert untimed.last_iterations == 5
