@@ -8,15 +8,19 @@ same seed see the same initial states; actions are the actor's deterministic mea
 """
 
 import argparse
+import json
+import shlex
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from sgft_core.checkpoint import CheckpointError, load_checkpoint
+from sgft_core.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
 from sgft_core.networks import Actor
 from sgft_core.stats import wilson_interval
 
@@ -96,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_EVAL_SEED, help="episode i is reset with seed + i")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic mean")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results (and the command) here")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.episodes < 1:
@@ -112,9 +117,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"task {task!r} has no proxy {unknown[0]!r}; it has {', '.join(known)}")
     print(f"{task}: {args.checkpoint}, {args.episodes} episodes per proxy, "
           f"{'stochastic' if args.stochastic else 'deterministic'} actions, seeds {args.seed}..")
+    results = {}
     for proxy in proxies:
+        start = time.perf_counter()
         result = evaluate_checkpoint(args.checkpoint, [proxy], args.episodes, args.seed, not args.stochastic)[proxy]
+        results[proxy] = result.to_dict() | {"wall_time_s": round(time.perf_counter() - start, 1)}
         print(f"  {proxy:11s} {result.summary()}", flush=True)
+    if args.json is not None:
+        command = "python -m sgft_sim.evaluate " + " ".join(shlex.quote(a) for a in (argv if argv is not None
+                                                                                        else sys.argv[1:]))
+        record = {"command": command, "task": task, "deterministic": not args.stochastic, "eval_seed": args.seed,
+                  "results": results}
+        atomic_write_bytes(args.json, (json.dumps(record, indent=2) + "\n").encode())
+        print(f"wrote {args.json}")
     return 0
 
 
