@@ -68,8 +68,15 @@ def spin_until(node: Node, done: Callable[[], bool], timeout_s: float, step: Cal
     return done()
 
 
-def call(node: Node, client, request, timeout_s: float = 10.0, step: Callable[[], None] | None = None):
+def call(node: Node, client, request, timeout_s: float = 10.0, step: Callable[[], None] | None = None,
+         attempt_s: float = 3.0):
+    """Call a service, re-sending when an attempt gets no answer: right after a node was SIGKILLed, discovery still
+    lists its dead server for a while, and a request sent before the new server matched is never answered."""
     assert client.wait_for_service(timeout_sec=timeout_s), f"service {client.srv_name} not available"
-    future = client.call_async(request)
-    assert spin_until(node, future.done, timeout_s, step), f"no answer from {client.srv_name}"
-    return future.result()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        future = client.call_async(request)
+        if spin_until(node, future.done, min(attempt_s, max(0.1, deadline - time.monotonic())), step):
+            return future.result()
+        client.remove_pending_request(future)
+    raise AssertionError(f"no answer from {client.srv_name} within {timeout_s} s")

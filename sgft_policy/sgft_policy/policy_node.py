@@ -75,6 +75,7 @@ class PolicyNode(Node):
             raise ParameterError(f"task {self.spec.name} needs constants {missing}: set constant_names/values")
         self.envelope = self._make_envelope(p)
         self.estop_file = Path(os.path.expanduser(p["estop_state_file"]))
+        self.episode_file = Path(os.path.expanduser(p["episode_state_file"]))
 
         torch.set_num_threads(1)  # one small MLP at 5 Hz; leave the cores to the learner and the camera
         try:
@@ -118,6 +119,7 @@ class PolicyNode(Node):
         self.create_service(StartEpisode, Services.START_EPISODE, self._on_start)
         self.create_service(StopEpisode, Services.STOP_EPISODE, self._on_stop)
         self.create_service(SetBool, Services.SET_ESTOP, self._on_set_estop)
+        self._recover_episode()
         self.timer = self.create_timer(self.period, self._tick)
         self.create_timer(p["stats_period_s"], self._log_stats)
         self.get_logger().info(
@@ -153,6 +155,8 @@ class PolicyNode(Node):
             "constant_values": declare("constant_values", [0.0], "values of the task constants, same order"),
             "estop_state_file": declare("estop_state_file", "~/.ros/sgft_estop",
                                         "file that keeps the e-stop engaged across restarts"),
+            "episode_state_file": declare("episode_state_file", "~/.ros/sgft_policy_episode.json",
+                                          "the running episode, so a restarted node marks it aborted"),
             "stats_period_s": declare("stats_period_s", 30.0, "how often loop timing statistics are logged"),
         }
         if p["constant_names"] == [""]:
@@ -248,14 +252,33 @@ class PolicyNode(Node):
         except FileNotFoundError:
             return False
 
+    def _write_state(self, path: Path, text: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)  # atomic: a crash leaves the old state or the new one, never half of it
+
+    def _recover_episode(self) -> None:
+        """Continue the episode numbering of the previous run; an episode it left running is marked aborted."""
+        try:
+            state = json.loads(self.episode_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        self.episode_id = int(state.get("episode_id", 0))
+        if state.get("running"):
+            self.step_index = int(state.get("steps", 0))
+            self.evaluation = bool(state.get("evaluation", False))
+            self._event(EpisodeEvent.ABORTED, "the policy node restarted during this episode")
+            self.get_logger().warning(f"episode {self.episode_id} was running when this node stopped: "
+                                      "marked ABORTED (neither success nor failure)")
+            self._write_state(self.episode_file, json.dumps({"episode_id": self.episode_id, "running": False}))
+            self.step_index = 0
+
     def _set_estop(self, engaged: bool, source: str) -> None:
         if engaged == self.estop:
             return
         self.estop = engaged
-        self.estop_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.estop_file.with_suffix(".tmp")
-        tmp.write_text("engaged\n" if engaged else "cleared\n")
-        os.replace(tmp, self.estop_file)
+        self._write_state(self.estop_file, "engaged\n" if engaged else "cleared\n")
         if engaged:
             self.get_logger().error(f"E-STOP engaged by {source}: no more commands until it is cleared")
             if self.running:
@@ -282,6 +305,8 @@ class PolicyNode(Node):
             self.running, self.evaluation = True, bool(request.evaluation)
             self.step_index, self.episode_return, self.pending = 0, 0.0, None
             self.hold_reason, self.hold_since, self.joint_hold = "", None, None
+            self._write_state(self.episode_file, json.dumps(
+                {"episode_id": self.episode_id, "running": True, "evaluation": self.evaluation}))
             self._event(EpisodeEvent.STARTED, "evaluation" if self.evaluation else "fine-tuning")
             response.accepted, response.episode_id = True, self.episode_id
         return response
@@ -304,6 +329,7 @@ class PolicyNode(Node):
 
     def _end_episode(self, kind: int, reason: str, success: bool = False) -> None:
         self.running, self.pending = False, None
+        self._write_state(self.episode_file, json.dumps({"episode_id": self.episode_id, "running": False}))
         self._event(kind, reason, success)
         verb = {EpisodeEvent.FINISHED: "finished", EpisodeEvent.ABORTED: "ABORTED"}[kind]
         self.get_logger().info(f"episode {self.episode_id} {verb} after {self.step_index} steps: {reason} "

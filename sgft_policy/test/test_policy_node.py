@@ -121,7 +121,8 @@ def ros():
 def _policy(workdir: Path, name: str):
     return start_node("sgft_policy.policy_node", {
         "task": "push", "checkpoint": str(workdir / "push.safetensors"),
-        "estop_state_file": str(workdir / "estop"), "max_input_age_s": 0.3,
+        "estop_state_file": str(workdir / "estop"), "episode_state_file": str(workdir / f"{name}_episode.json"),
+        "max_input_age_s": 0.3,
     }, str(workdir / f"{name}.log"))
 
 
@@ -219,3 +220,81 @@ def test_out_of_range_parameters_are_refused(workdir):
     assert proc.wait(timeout=30) == 2
     stop_node(proc)
     assert "max_step" in node_log(proc)
+
+
+def test_killed_policy_node_sends_nothing_and_its_episode_is_aborted_on_restart(workdir, ros):
+    robot = FakeRobot(ros, start_xy=(0.35, 0.0))
+    proc = _policy(workdir, "policy_kill")
+    try:
+        robot.run(1.0)
+        started = call(ros, robot.start, StartEpisode.Request(evaluation=False), step=robot.publish)
+        assert started.accepted
+        robot.update_pub.publish(adversarial_update(version=5, direction=+1.0))  # latched for the next node
+        robot.run(1.5)
+    finally:
+        stop_node(proc, sig="kill")
+    n_commands = len(robot.commands)
+    robot.run(1.0)
+    assert len(robot.commands) == n_commands, "targets arrived after the policy node died"
+    assert not any(e.event in (EpisodeEvent.FINISHED, EpisodeEvent.ABORTED) for e in robot.events)
+
+    proc = _policy(workdir, "policy_kill")  # same state files: the same robot's policy node, restarted
+    try:
+        assert spin_until(ros, lambda: any(e.event == EpisodeEvent.ABORTED and e.episode_id == started.episode_id
+                                           for e in robot.events), 30, robot.publish), node_log(proc)
+        aborted = next(e for e in robot.events if e.event == EpisodeEvent.ABORTED)
+        assert "restarted" in aborted.reason and not aborted.success
+        again = call(ros, robot.start, StartEpisode.Request(evaluation=False), step=robot.publish)
+        assert again.accepted and again.episode_id == started.episode_id + 1  # numbering continues
+        robot.run(1.5)
+        new = [t for t in robot.transitions if t.episode_id == again.episode_id]
+        assert new and all(t.policy_version == 5 for t in new), "the restarted node missed the latched weights"
+    finally:
+        stop_node(proc)
+
+
+def test_sim_time_stall_and_clock_jump_give_no_burst_of_commands(workdir, ros):
+    """/clock stalls for 2 s, then jumps 10 s ahead: no command while time stands still, none in a burst after."""
+    from rosgraph_msgs.msg import Clock
+
+    clock_pub = ros.create_publisher(Clock, Topics.CLOCK, 10)
+    sim = {"t": 100.0, "running": True}
+    robot = FakeRobot(ros, start_xy=(0.35, 0.0))
+    base_publish = robot.publish
+
+    def publish_with_clock():
+        now = time.monotonic()
+        if now - robot._last_publish < 0.02:
+            return
+        if sim["running"]:
+            sim["t"] += now - sim.get("wall", now)
+        sim["wall"] = now
+        stamp = Clock()
+        stamp.clock.sec, stamp.clock.nanosec = int(sim["t"]), int((sim["t"] % 1) * 1e9)
+        clock_pub.publish(stamp)
+        base_publish()
+
+    robot.publish = publish_with_clock
+    proc = start_node("sgft_policy.policy_node", {
+        "task": "push", "checkpoint": str(workdir / "push.safetensors"), "use_sim_time": True,
+        "estop_state_file": str(workdir / "estop_clock"), "episode_state_file": str(workdir / "clock_episode.json"),
+    }, str(workdir / "policy_clock.log"))
+    try:
+        robot.run(1.5)
+        assert call(ros, robot.start, StartEpisode.Request(), step=robot.publish).accepted, node_log(proc)
+        robot.run(1.5)
+        assert len(robot.commands) >= 4, node_log(proc)
+        sim["running"] = False  # the simulator stalls
+        robot.run(0.3)
+        n_stalled = len(robot.commands)
+        robot.run(2.0)
+        assert len(robot.commands) == n_stalled, "commands while sim time stood still"
+        sim["t"] += 10.0  # then jumps ahead by 10 s
+        sim["running"] = True
+        t_resume = time.monotonic()
+        robot.run(1.5)
+        burst = [c for c in robot.commands[n_stalled:] if c[0] < t_resume + 0.35]
+        assert len(burst) <= 2, f"{len(burst)} commands right after the jump"
+        assert len(robot.commands) > n_stalled, "the loop did not resume after the stall"
+    finally:
+        stop_node(proc)
