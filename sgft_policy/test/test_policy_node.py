@@ -100,6 +100,23 @@ def adversarial_update(version: int, direction: float) -> PolicyUpdate:
     return PolicyUpdate(task=SPEC.name, version=version, architecture="{}", weights=list(data), sha256=sha)
 
 
+def bad_updates(first_version: int) -> list[PolicyUpdate]:
+    """Wrong sha256, NaN weights (correctly signed), another task's network, wrong shapes."""
+    wrong_sha = adversarial_update(first_version, +1.0)
+    wrong_sha.sha256 = "0" * 64
+    networks = build_networks(SPEC.obs_dim, SPEC.action_dim, CONFIG)
+    with torch.no_grad():
+        networks.actor.mean_head.weight.fill_(float("nan"))
+    data, sha = actor_to_bytes(networks.actor, SPEC.name, CONFIG)
+    nan = PolicyUpdate(task="push", version=first_version + 1, weights=list(data), sha256=sha)
+    hammer = get_task("hammer")
+    other = build_networks(hammer.obs_dim, hammer.action_dim, CONFIG)
+    data, sha = actor_to_bytes(other.actor, "hammer", CONFIG)
+    other_task = PolicyUpdate(task="hammer", version=first_version + 2, weights=list(data), sha256=sha)
+    relabelled = PolicyUpdate(task="push", version=first_version + 3, weights=list(data), sha256=sha)  # shapes
+    return [wrong_sha, nan, other_task, relabelled]
+
+
 @pytest.fixture(scope="module")
 def workdir():
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,11 +157,11 @@ def test_commands_stay_in_envelope_and_weights_hot_swap(workdir, ros):
         t_v8 = time.monotonic()
         robot.update_pub.publish(adversarial_update(version=8, direction=-1.0))
         robot.run(2.5)
-        # a corrupted update (wrong sha256) is refused: the version stays 8
-        bad = adversarial_update(version=9, direction=+1.0)
-        bad.sha256 = "0" * 64
-        robot.update_pub.publish(bad)
-        robot.run(1.0)
+        # bad updates are refused, whatever their version: the version stays 8
+        for bad in bad_updates(first_version=9):
+            robot.update_pub.publish(bad)
+            robot.run(0.3)
+        robot.run(0.5)
     finally:
         stop_node(proc)
     log = node_log(proc)
@@ -160,7 +177,9 @@ def test_commands_stay_in_envelope_and_weights_hot_swap(workdir, ros):
     assert 0 in versions and 7 in versions and 8 in versions and 9 not in versions, versions
     corner = [target for t, _, target in robot.commands if t < t_v8][-1]
     np.testing.assert_allclose(corner[:2], high, atol=1e-6)  # version 7 drove it into the +x +y corner
-    assert "rejected policy_update" in log and "sha256" in log
+    assert versions[-1] == 8, versions
+    assert "rejected policy_update (#1)" in log and "sha256" in log
+    assert log.count("rejected policy_update") == 1, "rejections must be logged once, then only counted"
     steps = [(t.episode_id, t.step) for t in robot.transitions]
     assert steps == sorted(set(steps)), "a transition was duplicated or reordered"
     for t in robot.transitions:
