@@ -1,8 +1,8 @@
 """The whole graph, started by run_graph as separate processes over DDS, against the simulated "real" push robot.
 
 Checks what only the assembled graph can show: perception's detections match the simulator's ground truth within
-1 cm, the commands that reach the robot stay inside the task's box, and every transition the policy published is in
-the learner's durable store once the graph is stopped.
+1 cm, the commands that reach the robot stay inside the task's box, the policy keeps controlling when the learner is
+SIGKILLed, and every transition the policy published before that is in the learner's durable store.
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ def graph():
 
 def test_detections_commands_and_stored_transitions(graph):
     proc, tmp = graph
+    n_checked = 0
     rclpy.init()
     node = rclpy.create_node("graph_test")
     detections: list[ObjectDetection] = []
@@ -82,6 +83,15 @@ def test_detections_commands_and_stored_transitions(graph):
         future = start.call_async(StartEpisode.Request(evaluation=False))
         assert spin_until(node, future.done, 30) and future.result().accepted
         assert spin_until(node, lambda: len(transitions) >= 15, 120), f"only {len(transitions)} transitions"
+        # the learner dies (SIGKILL) mid-training: the policy keeps controlling, nothing hangs
+        n_checked = len(transitions)  # these have a second to reach the store before the kill
+        spin_until(node, lambda: False, 1.0)
+        learner = subprocess.run(["pgrep", "-P", str(proc.pid), "-f", "sgft_learner.learner_node"],
+                                 capture_output=True, text=True).stdout.split()
+        assert len(learner) == 1, learner
+        subprocess.run(["kill", "-KILL", learner[0]], check=True)
+        n_commands = len(commands)
+        assert spin_until(node, lambda: len(commands) >= n_commands + 5, 30), "commands stopped with the learner"
     finally:
         node.destroy_node()
         rclpy.shutdown()
@@ -113,5 +123,5 @@ def test_detections_commands_and_stored_transitions(graph):
     # every transition the policy published is in the learner's store, intact
     stored = [deserialize_message(p, Transition) for p in TransitionStore(tmp / "run" / "transitions.log")]
     key = {(t.episode_id, t.step): list(t.obs) + list(t.action) + [t.reward] for t in stored}
-    for t in transitions:
+    for t in transitions[:n_checked]:
         assert key.get((t.episode_id, t.step)) == list(t.obs) + list(t.action) + [t.reward], (t.episode_id, t.step)
