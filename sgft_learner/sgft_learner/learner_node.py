@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 import torch
 from geometry_msgs.msg import Point
 from rcl_interfaces.msg import ParameterDescriptor
@@ -34,6 +33,7 @@ from sgft_core.finetune import METHODS, FinetuneLearner, make_config
 from sgft_core.networks import Networks
 from sgft_core.tasks import get_task
 from sgft_interfaces import POLICY_UPDATE_QOS, STATUS_QOS, TRANSITION_QOS, Topics
+from sgft_interfaces.node_main import run_node
 from sgft_learner.transition_store import StoreError, TransitionStore
 from sgft_msgs.msg import LearnerStatus, PolicyUpdate, Transition
 
@@ -306,21 +306,7 @@ def _colormap(t: float) -> ColorRGBA:
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = LearnerNode()
-    except (ValueError, StoreError) as err:
-        rclpy.logging.get_logger("sgft_learner").fatal(f"refusing to start: {err}")
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(LearnerNode, "sgft_learner", refuse=(ValueError, StoreError), args=args)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,8 @@ from dataclasses import replace
 from functools import partial
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, ParameterUninitializedException
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -26,6 +24,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import PointCloud2
 
 from sgft_interfaces import SENSOR_QOS, Topics
+from sgft_interfaces.node_main import run_node
 from sgft_msgs.msg import ObjectDetection
 from sgft_perception.cloud import CloudFormatError
 from sgft_perception.detector import CameraResult, DetectorConfig, Extrinsic, HsvRange, detect_in_cloud, fuse
@@ -197,22 +196,9 @@ class PerceptionNode(Node):
             self._points_pub.publish(build_pointcloud2(points, colors, self._output_frame, msg.header.stamp))
 
 
-def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    try:
-        node = PerceptionNode()
-    except (ValueError, InvalidParameterTypeException) as err:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"invalid parameters: {err}")
-        rclpy.try_shutdown()
-        sys.exit(2)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+def main(args: list[str] | None = None) -> int:
+    return run_node(PerceptionNode, NODE_NAME, refuse=(ValueError, InvalidParameterTypeException), args=args)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 import torch
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
@@ -45,6 +44,7 @@ from sgft_interfaces import (
     Services,
     Topics,
 )
+from sgft_interfaces.node_main import run_node
 from sgft_msgs.msg import EpisodeEvent, ObjectDetection, PolicyUpdate, Transition
 from sgft_msgs.srv import StartEpisode, StopEpisode
 
@@ -488,22 +488,7 @@ class PolicyNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = PolicyNode()
-    except ParameterError as err:
-        # A bad parameter must stop the start-up loudly, never run with a guessed value.
-        rclpy.logging.get_logger("sgft_policy").fatal(f"refusing to start: {err}")
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(PolicyNode, "sgft_policy", refuse=(ParameterError,), args=args)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from sensor_msgs.msg import JointState, PointCloud2
 from trajectory_msgs.msg import JointTrajectory
 
 from sgft_interfaces import COMMAND_QOS, ROBOT_STATE_QOS, SENSOR_QOS, Services, Topics
+from sgft_interfaces.node_main import run_node
 from sgft_msgs.srv import ResetEpisode
 from sgft_perception.pointcloud2 import build_pointcloud2
 from sgft_sim import make_env
@@ -187,28 +188,15 @@ class SimRobotNode(Node):
         self.truth_pub.publish(truth)
 
     def destroy_node(self) -> None:
-        self.running = False
-        self.thread.join(timeout=5.0)
-        self.env.close()
+        if hasattr(self, "thread"):  # not when the constructor refused to start
+            self.running = False
+            self.thread.join(timeout=5.0)
+            self.env.close()
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = SimRobotNode()
-    except ValueError as err:
-        rclpy.logging.get_logger("sgft_sim_robot").fatal(f"refusing to start: {err}")
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SimRobotNode, "sgft_sim_robot", refuse=(ValueError,), args=args)
 
 
 if __name__ == "__main__":
