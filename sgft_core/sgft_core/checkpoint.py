@@ -75,6 +75,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as tmp_file:
+            os.fchmod(tmp_file.fileno(), 0o644)  # mkstemp's 0600 would make shipped files unreadable to others
             tmp_file.write(data)
             tmp_file.flush()
             os.fsync(tmp_file.fileno())
