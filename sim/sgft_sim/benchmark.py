@@ -243,7 +243,7 @@ def plot_curves(results: list[dict], path: Path) -> None:
         ax.axhline(SUCCESS_THRESHOLD, color="grey", linestyle=":", linewidth=1)
         ax.set(title=f"{task}, proxy '{proxy}'", xlabel="fine-tuning episodes", ylabel="success rate",
                ylim=(-0.02, 1.02))
-        ax.legend(fontsize=8, loc="lower right")
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
