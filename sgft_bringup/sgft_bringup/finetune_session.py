@@ -126,10 +126,15 @@ class FinetuneSession(Node):
         returns, successes = [], []
         with tqdm(total=self.episodes, desc=f"fine-tuning {self.task}", unit="episode") as bar:
             for i in range(1, self.episodes + 1):
+                received_before = self.status.transitions_received if self.status else 0
                 end = self._run_episode(evaluation=False)
                 returns.append(end.episode_return)
                 successes.append(bool(end.success))
                 self._wait_for_learner()
+                if end.event == EpisodeEvent.FINISHED and self.status.transitions_received == received_before:
+                    # never fine-tune blind: a learner that hears nothing must stop the session, not be ignored
+                    raise SessionError(f"the learner received none of episode {end.episode_id}'s transitions "
+                                       f"(still {received_before}); check that it subscribes to {Topics.TRANSITIONS}")
                 bar.update(1)
                 bar.set_postfix(ret=f"{end.episode_return:.1f}", success=end.success,
                                 updates=self.status.gradient_updates, version=self.status.policy_version)
