@@ -13,6 +13,7 @@ import argparse
 import copy
 import json
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -71,10 +72,11 @@ def pretrain(
     select: str = "best",
     progress: bool = True,
     time_limit_s: float | None = None,
+    stop_requested: Callable[[], bool] | None = None,
 ) -> PretrainResult:
     """SAC from scratch: `warmup_steps` random-action steps, then `steps` policy steps with `config.utd` updates
-    each (fewer if `time_limit_s` runs out first; training then ends with an evaluation). Returns the selected
-    networks and the evaluation history."""
+    each (fewer if `time_limit_s` runs out or `stop_requested()` turns true; training then ends with an
+    evaluation). Returns the selected networks and the evaluation history."""
     if select not in ("best", "last"):
         raise ValueError("select must be 'best' or 'last'")
     start = time.perf_counter()
@@ -110,7 +112,8 @@ def pretrain(
             losses = agent.update(batch.to_torch())
             result.updates += 1
         bar.update(1)
-        out_of_time = time_limit_s is not None and time.perf_counter() - start > time_limit_s
+        out_of_time = (time_limit_s is not None and time.perf_counter() - start > time_limit_s) or (
+            stop_requested is not None and stop_requested())
         if step % 200 == 0:
             bar.set_postfix(ret=f"{np.mean(returns[-20:]) if returns else float('nan'):.2f}",
                             alpha=f"{losses['alpha']:.3f}", q=f"{losses['q_mean']:.1f}", refresh=False)
@@ -128,7 +131,7 @@ def pretrain(
                       f"V loss {losses['value_loss']:.3g}  dyn loss {losses['dynamics_loss']:.3g}  "
                       f"elapsed {time.perf_counter() - start:.0f} s")
         if out_of_time:
-            bar.write(f"time limit of {time_limit_s:.0f} s reached after {step} policy steps")
+            bar.write(f"stopping early (time limit or signal) after {step} policy steps")
             break
     bar.close()
     env.close()
@@ -170,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     config = SACConfig(network=NetworkConfig(hidden_dim=args.hidden_dim), lr=args.lr, batch_size=args.batch_size)
+    # Ctrl-C / SIGTERM end training early but still evaluate and save, so a long run is never wasted.
+    stop = {"requested": False}
+
+    def request_stop(signum: int, frame: object) -> None:
+        stop["requested"] = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
     print(f"pretraining {args.task} (seed {args.seed}): {args.warmup_steps} random + {args.steps} SAC steps, "
           f"{args.threads} torch thread(s)", flush=True)
     result = pretrain(
@@ -177,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         lambda: make_env(args.task, "sim", seed=args.seed + 1),
         config, args.steps, args.warmup_steps, args.seed, args.eval_every, args.eval_episodes, args.select,
         progress=not args.no_progress, time_limit_s=None if args.time_limit_min is None else 60 * args.time_limit_min,
+        stop_requested=lambda: stop["requested"],
     )
     print(f"training done in {result.wall_time_s:.0f} s; selected step {result.selected_step}; "
           f"final evaluation on {args.final_eval_episodes} episodes ...", flush=True)
