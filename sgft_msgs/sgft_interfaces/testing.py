@@ -72,7 +72,10 @@ def call(node: Node, client, request, timeout_s: float = 10.0, step: Callable[[]
          attempt_s: float = 3.0):
     """Call a service, re-sending when an attempt gets no answer: right after a node was SIGKILLed, discovery still
     lists its dead server for a while, and a request sent before the new server matched is never answered."""
-    assert client.wait_for_service(timeout_sec=timeout_s), f"service {client.srv_name} not available"
+    if not client.wait_for_service(timeout_sec=timeout_s / 2):
+        # a client that matched a server which then went away sometimes never matches its successor: a new one does
+        client = node.create_client(client.srv_type, client.srv_name)
+        assert client.wait_for_service(timeout_sec=timeout_s / 2), f"service {client.srv_name} not available"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         future = client.call_async(request)

@@ -135,10 +135,13 @@ def ros():
     rclpy.shutdown()
 
 
-def _policy(workdir: Path, name: str):
+def _policy(workdir: Path, name: str, state: str | None = None):
+    """A policy node; nodes given the same `state` share e-stop and episode files (one robot, restarted)."""
+    state = state or name
     return start_node("sgft_policy.policy_node", {
         "task": "push", "checkpoint": str(workdir / "push.safetensors"),
-        "estop_state_file": str(workdir / "estop"), "episode_state_file": str(workdir / f"{name}_episode.json"),
+        "estop_state_file": str(workdir / f"{state}_estop"),
+        "episode_state_file": str(workdir / f"{state}_episode.json"),
         "max_input_age_s": 0.3,
     }, str(workdir / f"{name}.log"))
 
@@ -188,7 +191,7 @@ def test_commands_stay_in_envelope_and_weights_hot_swap(workdir, ros):
 
 
 def test_stale_camera_holds_and_estop_survives_restart(workdir, ros):
-    proc = _policy(workdir, "policy_hold")
+    proc = _policy(workdir, "policy_hold", state="hold")
     robot = FakeRobot(ros, start_xy=(0.3, 0.0))
     try:
         robot.run(1.0)
@@ -215,10 +218,10 @@ def test_stale_camera_holds_and_estop_survives_restart(workdir, ros):
     finally:
         stop_node(proc)
     # restarted, the node still refuses to move until the e-stop is cleared
-    proc = _policy(workdir, "policy_restart")
+    proc = _policy(workdir, "policy_restart", state="hold")
     try:
         robot.run(1.0)
-        refused = call(ros, robot.start, StartEpisode.Request(), timeout_s=15, step=robot.publish)
+        refused = call(ros, robot.start, StartEpisode.Request(), timeout_s=30, step=robot.publish)
         assert not refused.accepted and "e-stop" in refused.message
         call(ros, robot.estop, SetBool.Request(data=False), step=robot.publish)
         assert call(ros, robot.start, StartEpisode.Request(), step=robot.publish).accepted
