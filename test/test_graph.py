@@ -18,6 +18,11 @@ import pytest
 
 from sgft_interfaces.testing import isolate_domain, spin_until
 
+# Multi-process DDS tests: Fast DDS (LARGE_DATA transports) now and then never matches one pair of participants
+# started together, and the test waits in vain; a rerun with fresh processes is the remedy. A deterministic failure
+# still fails all three runs.
+pytestmark = pytest.mark.flaky(reruns=2)
+
 isolate_domain()
 
 import rclpy  # noqa: E402
@@ -39,7 +44,7 @@ def _stamp(msg) -> float:
     return msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()  # per test: a rerun must start fresh processes
 def graph():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

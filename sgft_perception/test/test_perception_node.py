@@ -23,6 +23,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Multi-process DDS tests: Fast DDS (LARGE_DATA transports) now and then never matches one pair of participants
+# started together, and the test waits in vain; a rerun with fresh processes is the remedy. A deterministic failure
+# still fails all three runs.
+pytestmark = pytest.mark.flaky(reruns=2)
+
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
@@ -46,7 +51,7 @@ def ros_array(values) -> str:
     return "[" + ",".join(repr(v if isinstance(v, str) else float(v)) for v in values) + "]"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()  # per test: a rerun must start fresh processes
 def graph():
     saved = {k: os.environ.get(k) for k in ("ROS_DOMAIN_ID", "FASTDDS_BUILTIN_TRANSPORTS")}
     # read when rclpy.init below creates the participant, and inherited by the node process
