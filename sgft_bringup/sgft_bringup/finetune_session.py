@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -20,13 +21,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
-from rcl_interfaces.msg import ParameterDescriptor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from sgft_core.stats import wilson_interval  # noqa: E402
 from sgft_interfaces import EPISODE_EVENT_QOS, STATUS_QOS, Services, Topics  # noqa: E402
+from sgft_interfaces.node_main import declared  # noqa: E402
 from sgft_msgs.msg import EpisodeEvent, LearnerStatus  # noqa: E402
 from sgft_msgs.srv import ResetEpisode, StartEpisode  # noqa: E402
 
@@ -39,8 +40,7 @@ class FinetuneSession(Node):
     def __init__(self) -> None:
         super().__init__("sgft_finetune_session")
 
-        def declare(name: str, default, description: str):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+        declare = partial(declared, self)
 
         self.task = declare("task", "push", "task being fine-tuned (for the report)")
         self.episodes = int(declare("episodes", 60, "fine-tuning episodes to run"))

@@ -17,12 +17,12 @@ import os
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from geometry_msgs.msg import Point
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import ColorRGBA
@@ -33,7 +33,7 @@ from sgft_core.finetune import METHODS, FinetuneLearner, make_config
 from sgft_core.networks import Networks
 from sgft_core.tasks import get_task
 from sgft_interfaces import POLICY_UPDATE_QOS, STATUS_QOS, TRANSITION_QOS, Topics
-from sgft_interfaces.node_main import run_node
+from sgft_interfaces.node_main import declared, run_node
 from sgft_learner.transition_store import StoreError, TransitionStore
 from sgft_msgs.msg import LearnerStatus, PolicyUpdate, Transition
 
@@ -45,8 +45,7 @@ class LearnerNode(Node):
     def __init__(self) -> None:
         super().__init__("sgft_learner")
 
-        def declare(name: str, default, description: str):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+        declare = partial(declared, self)
 
         task = declare("task", "push", "task name in sgft_core.tasks")
         self.method = declare("method", "sgft", f"fine-tuning variant: {', '.join(METHODS)}")

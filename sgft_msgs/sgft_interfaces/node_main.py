@@ -1,10 +1,12 @@
-"""The `main()` every SGFT node shares: init, construct, spin, shutdown, and a refused start-up exits with code 2."""
+"""What every SGFT node shares: `run_node` (init, construct, spin, shutdown; a refused start-up exits with code 2)
+and `declared` (a parameter declared with its type, default and description, read back in one call)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
@@ -28,3 +30,8 @@ def run_node(make_node: Callable[[], Node], name: str, refuse: tuple[type[BaseEx
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def declared(node: Node, name: str, default, description: str):
+    """Declare `name` (typed by its default) with a description for `ros2 param describe`, and return its value."""
+    return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value

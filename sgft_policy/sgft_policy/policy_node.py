@@ -17,12 +17,12 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
@@ -44,7 +44,7 @@ from sgft_interfaces import (
     Services,
     Topics,
 )
-from sgft_interfaces.node_main import run_node
+from sgft_interfaces.node_main import declared, run_node
 from sgft_msgs.msg import EpisodeEvent, ObjectDetection, PolicyUpdate, Transition
 from sgft_msgs.srv import StartEpisode, StopEpisode
 
@@ -129,8 +129,7 @@ class PolicyNode(Node):
 
     # ------------------------------------------------------------------------------------------------ parameters
     def _declare_parameters(self) -> dict:
-        def declare(name: str, default, description: str):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+        declare = partial(declared, self)
 
         p = {
             "task": declare("task", "push", "task name in sgft_core.tasks (push, hammer, insert)"),

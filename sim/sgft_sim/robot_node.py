@@ -16,19 +16,19 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from functools import partial
 
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from geometry_msgs.msg import PointStamped, PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState, PointCloud2
 from trajectory_msgs.msg import JointTrajectory
 
 from sgft_interfaces import COMMAND_QOS, ROBOT_STATE_QOS, SENSOR_QOS, Services, Topics
-from sgft_interfaces.node_main import run_node
+from sgft_interfaces.node_main import declared, run_node
 from sgft_msgs.srv import ResetEpisode
 from sgft_perception.pointcloud2 import build_pointcloud2
 from sgft_sim import make_env
@@ -46,8 +46,7 @@ class SimRobotNode(Node):
     def __init__(self) -> None:
         super().__init__("sgft_sim_robot")
 
-        def declare(name: str, default, description: str):
-            return self.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+        declare = partial(declared, self)
 
         task = declare("task", "push", "task whose scene is simulated (push, hammer, insert)")
         proxy = declare("proxy", "real", "sim-to-sim proxy: sim, real, deformable (push)")
