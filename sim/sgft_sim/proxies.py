@@ -36,21 +36,28 @@ class ProxyConfig:
 
 SIM = ProxyConfig(name="sim")
 
-# The default real robots. Push: a light, slippery puck (it keeps sliding after contact, so pushing at the sim
-# policy's speed overshoots the goal), a controller that is softer and fed larger steps than the simulator's, and
-# variable latency. All of it changes *how* to push (gently, stopping early), none of it makes the goal unreachable.
+# The default real robots. Push: a heavier, more frictional puck (it stops when the finger stops), a controller that
+# is softer and fed 2.5× larger steps than the simulator's (a mis-calibrated action magnitude), and variable latency.
+# The sim policy overshoots with these steps; a policy that takes smaller steps near the goal solves it. Every effect
+# of an action shows in the next observation, so a one-step horizon (SGFT's H = 1) can learn the fix: the V_sim-greedy
+# oracle with the true dynamics solves it (`python -m sgft_sim.oracle --task push --proxy real`).
 _REAL_PUSH = ProxyConfig(
     name="real",
     randomize_params=False,
     params={"puck_x": 0.40, "puck_y": 0.10},
     randomize_initial_pose=False,
-    action_scale=1.5,
+    action_scale=2.5,
     stiffness_scale=0.5,
     damping_ratio=0.6,
     hold_periods=(0.6, 1.4),
-    object_mass_scale=0.5,
-    object_friction_scale=0.15,
+    object_mass_scale=2.0,
+    object_friction_scale=1.5,
 )
+# A light, slippery puck that keeps sliding after contact (friction ×0.15): the overshoot shows only steps after the
+# push, and the 4-D observation has no puck velocity, so no H = 1 method can see it (the V_sim-greedy oracle with the
+# true dynamics fails here). Kept as a harder, honest case; it was the default real robot before.
+_SLIPPERY_PUSH = replace(_REAL_PUSH, name="slippery", action_scale=1.5, object_mass_scale=0.5,
+                         object_friction_scale=0.15)
 # The same robot pushing an object the simulator never saw: a soft puck that dents before it moves.
 _DEFORMABLE_PUSH = replace(_REAL_PUSH, name="deformable", deformable=True)
 _REAL_HAMMER = ProxyConfig(
@@ -75,7 +82,7 @@ _REAL_INSERT = ProxyConfig(
 )
 
 PROXIES: dict[str, dict[str, ProxyConfig]] = {
-    "push": {"sim": SIM, "real": _REAL_PUSH, "deformable": _DEFORMABLE_PUSH},
+    "push": {"sim": SIM, "real": _REAL_PUSH, "slippery": _SLIPPERY_PUSH, "deformable": _DEFORMABLE_PUSH},
     "hammer": {"sim": SIM, "real": _REAL_HAMMER},
     "insert": {"sim": SIM, "real": _REAL_INSERT},
 }
