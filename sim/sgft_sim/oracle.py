@@ -3,10 +3,10 @@
     python -m sgft_sim.oracle --task push --proxy real --horizon 1 --episodes 10
 
 At every step the oracle tries each action of a grid on copies of the proxy env (the *true* dynamics, averaged over
-a few latency draws it does not get to pick), follows π_sim for the remaining H − 1 steps, and scores the branch by the H-step objective SGFT optimizes:
-Σ_{t<H} γ^t r_t + γ^H V_sim(s_H). It then takes the best first action on the real env. Its success rate is what an
-H-step SGFT learner could reach with an exact model and a perfect critic: an upper bound that tells a gap SGFT can
-fix at this horizon (the oracle succeeds, so a failing learner is a learning problem) from one it cannot (the oracle
+a few latency draws it does not get to pick), follows π_sim for the remaining H − 1 steps, and scores the branch by
+the H-step objective SGFT optimizes: Σ_{t<H} γ^t r_t + γ^H V_sim(s_H). It then takes the best first action on the
+real env. Its success rate is what an H-step SGFT learner could reach with an exact model and a perfect critic: an
+upper bound that tells a gap SGFT can fix at this horizon (the oracle succeeds, so a failing learner is a learning problem) from one it cannot (the oracle
 fails too, so the potential or the horizon is the problem: for example a puck that keeps sliding after the step that
 pushed it, with no velocity in the observation). Written by hand because it needs the simulator's state copied per
 candidate; costs grid^action_dim · samples · H env steps per decision.
@@ -31,7 +31,7 @@ from sgft_sim.benchmark import DEFAULT_CHECKPOINT_DIR, EVAL_SEED
 
 
 def action_grid(action_dim: int, points: int) -> np.ndarray:
-    """Every combination of `points` evenly spaced values in [−1, 1] per action axis: (points^action_dim, action_dim)."""
+    """All combinations of `points` evenly spaced values in [−1, 1] per axis: shape (points^action_dim, action_dim)."""
     axis = np.linspace(-1.0, 1.0, points)
     return np.array(list(itertools.product(axis, repeat=action_dim)), dtype=np.float32)
 
@@ -69,7 +69,8 @@ def greedy_action(env, networks: Networks, candidates: np.ndarray, horizon: int,
 
 
 def run_oracle(task: str, proxy: str, horizon: int = 1, episodes: int = 10, grid_points: int = 7,
-               samples: int = 3, gamma: float = 0.99, checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR, progress: bool = True) -> dict:
+               samples: int = 3, gamma: float = 0.99, checkpoint_dir: Path = DEFAULT_CHECKPOINT_DIR,
+               progress: bool = True) -> dict:
     """Success of the V_sim-greedy oracle on `episodes` evaluation episodes (the benchmark's evaluation seeds)."""
     from sgft_sim import make_env
 
@@ -84,7 +85,8 @@ def run_oracle(task: str, proxy: str, horizon: int = 1, episodes: int = 10, grid
         obs, info = env.reset(seed=EVAL_SEED + episode)
         done, step = False, 0
         while not done:
-            action = greedy_action(env, networks, candidates, horizon, gamma, samples, seed=(episode * 1000 + step) * 97)
+            draws_seed = (episode * 1000 + step) * 97  # fresh latency draws per decision, reproducible
+            action = greedy_action(env, networks, candidates, horizon, gamma, samples, seed=draws_seed)
             step += 1
             obs, _, terminated, truncated, info = env.step(action)
             done = terminated or truncated
