@@ -6,10 +6,10 @@ At every step the oracle tries each action of a grid on copies of the proxy env 
 a few latency draws it does not get to pick), follows π_sim for the remaining H − 1 steps, and scores the branch by
 the H-step objective SGFT optimizes: Σ_{t<H} γ^t r_t + γ^H V_sim(s_H). It then takes the best first action on the
 real env. Its success rate is what an H-step SGFT learner could reach with an exact model and a perfect critic: an
-upper bound that tells a gap SGFT can fix at this horizon (the oracle succeeds, so a failing learner is a learning problem) from one it cannot (the oracle
-fails too, so the potential or the horizon is the problem: for example a puck that keeps sliding after the step that
-pushed it, with no velocity in the observation). Written by hand because it needs the simulator's state copied per
-candidate; costs grid^action_dim · samples · H env steps per decision.
+upper bound that tells a gap SGFT can fix at this horizon (the oracle succeeds, so a failing learner is a learning
+problem) from one it cannot (the oracle fails too, so the potential or the horizon is the problem: for example a
+puck that keeps sliding after the step that pushed it, with no velocity in the observation). Written by hand because
+it needs the simulator's state copied per candidate; costs grid^action_dim · samples · H env steps per decision.
 """
 
 from __future__ import annotations
