@@ -59,6 +59,11 @@ class FinetuneConfig:
     prefill_episodes: int = 20  # episodes collected with the starting policy before the first update
     critic_warmup_updates: int = 0  # critic-only updates when training starts (a fresh critic misleads the actor)
     reset_critic: bool = True  # fresh critic instead of the simulator's
+    # Finite horizon only: add V_sim(s) back to the H-step target, so it reads Σ_{t<H} γ^t r_t + γ^H V_sim(s_H), the
+    # simulator critic's own Bellman target with V_sim as the bootstrap. V_sim(s) does not depend on the action, so
+    # the policy it induces is the same as with r̄; what changes is the scale, which lets the kept sim critic
+    # (reset_critic=False) start consistent with π_sim instead of from a random fresh critic's gradients.
+    value_sim_in_target: bool = False
     fresh_actor: bool = False  # fresh policy instead of π_sim (RLPD)
     temperature: float = 0.01  # α; the initial value when autotuned
     autotune_temperature: bool = False
@@ -91,6 +96,8 @@ class FinetuneConfig:
             raise ValueError("acting must be 'actor' or 'mppi'")
         if not 0.0 <= self.sim_data_fraction < 1.0:
             raise ValueError("sim_data_fraction must lie in [0, 1)")
+        if self.value_sim_in_target and (self.horizon is None or self.reward != "shaped"):
+            raise ValueError("value_sim_in_target needs a finite horizon and the shaped reward")
         if self.batch_size < 1 or min(self.utd, self.imagined_branches, self.prefill_episodes) < 0:
             raise ValueError("batch_size must be positive; utd, imagined_branches, prefill_episodes non-negative")
 
@@ -311,6 +318,8 @@ class FinetuneLearner:
             target += alive * discount * (step_reward - alpha * log_prob)
             alive = alive * (1.0 - step_terminal)
             discount *= cfg.gamma
+        if cfg.value_sim_in_target:  # the shaping telescopes to γ^H V_sim(s_H) − V_sim(s): undo the −V_sim(s)
+            target += self.value(rows.obs)
         return rows, target
 
     def update(self, n_updates: int = 1) -> dict[str, float]:

@@ -79,6 +79,29 @@ def test_horizon_one_never_bootstraps(branches):
     assert infinite.critic_targets(batch)[1].abs().min() > 1e5
 
 
+def test_value_sim_in_target_adds_back_the_potential_of_the_start_state():
+    config = make_config("sgft", reset_critic=False, value_sim_in_target=True)
+    learner = FinetuneLearner(PUSH, _push_networks(), config)
+    plain = FinetuneLearner(PUSH, _push_networks(), make_config("sgft", reset_critic=False))
+    batch = _push_batch(64).to_torch()
+    torch.manual_seed(3)
+    rows, target = learner.critic_targets(batch)
+    torch.manual_seed(3)
+    _, plain_target = plain.critic_targets(batch)
+    with torch.no_grad():
+        value = learner.value(rows.obs)
+        # H = 1: r + γ·V_sim(s') on every row (real and imagined), i.e. r̄ + V_sim(s); still no critic term
+        torch.testing.assert_close(target, plain_target + value)
+        raw = PUSH.reward(rows.next_obs)
+        torch.testing.assert_close(target[:64], raw[:64] + config.gamma * (1 - rows.terminal[:64])
+                                   * learner.value(rows.next_obs[:64]), rtol=1e-5, atol=1e-4)
+    _make_target_critic_huge(learner)
+    torch.manual_seed(3)
+    assert torch.equal(learner.critic_targets(batch)[1], target)
+    with pytest.raises(ValueError, match="finite horizon"):
+        make_config("sac_finetune", value_sim_in_target=True)
+
+
 def test_longer_horizon_adds_imagined_steps_but_no_critic_term():
     learner = FinetuneLearner(PUSH, _push_networks(), make_config("sgft", horizon=3))
     batch = _push_batch(32).to_torch()
