@@ -67,7 +67,7 @@ class SimRobotNode(Node):
         self.proxy = self.env.proxy
         self.rng = np.random.default_rng(self.seed + 1)
         self.lock = threading.Lock()
-        self.pending: list[tuple[float, object]] = []  # (sim time to apply, command message)
+        self.pending: list[tuple[float, tuple[str, np.ndarray]]] = []  # (sim time to apply, scaled command)
         self.sim_time = 0.0
         self.next_camera = 0.0
         self.resets = 0
@@ -99,35 +99,48 @@ class SimRobotNode(Node):
     # ------------------------------------------------------------------------------------------------ commands
     def _on_command(self, msg) -> None:
         with self.lock:
+            # Scale now, against the state the command was computed from (as the env does at the start of a step);
+            # scaling at the delayed moment of application would multiply the motion made meanwhile by
+            # action_scale too, and above 2 that feedback loop diverges.
+            command = self._scaled_command(msg)
+            if command is None:
+                return
             delay = 0.0
             if self.proxy.hold_periods is not None:
                 # A delay d_k ~ U(0, (high − low)/2) periods makes each action last period + d_{k+1} − d_k.
                 low, high = self.proxy.hold_periods
                 delay = self.rng.uniform(0.0, 0.5 * (high - low)) * self.spec.control_period
-            self.pending.append((self.sim_time + delay, msg))
+            self.pending.append((self.sim_time + delay, command))
 
-    def _apply(self, msg) -> None:
+    def _scaled_command(self, msg) -> tuple[str, np.ndarray] | None:
+        """("cartesian", ee target) or ("joint", 7 joint targets) with the proxy's action scale applied to the
+        commanded change; None (logged) for a target this robot refuses."""
         scale = self.proxy.action_scale
         if isinstance(msg, PoseStamped):
             if msg.header.frame_id not in ("", BASE_FRAME):
                 self.get_logger().warning(f"ignoring target in frame {msg.header.frame_id!r}", once=True)
-                return
+                return None
             target = np.array([msg.pose.position.x, msg.pose.position.y, msg.pose.position.z])
             if not np.isfinite(target).all():
                 self.get_logger().error("ignoring non-finite Cartesian target")
-                return
+                return None
             ee = self.env.ee_position()
-            self.env.set_ee_target(ee + scale * (target - ee))  # the proxy's mis-scaled action magnitude
+            return "cartesian", ee + scale * (target - ee)  # the proxy's mis-scaled action magnitude
+        if not msg.points:
+            return None
+        names, q, _ = self.env.joint_state()
+        goal = dict(zip(msg.joint_names, msg.points[0].positions, strict=False))
+        if not np.isfinite(list(goal.values())).all():
+            self.get_logger().error("ignoring non-finite joint target")
+            return None
+        return "joint", np.array([q[i] + scale * (goal[n] - q[i]) if n in goal else q[i] for i, n in enumerate(names)])
+
+    def _apply(self, command: tuple[str, np.ndarray]) -> None:
+        kind, target = command
+        if kind == "cartesian":
+            self.env.set_ee_target(target)
         else:
-            if not msg.points:
-                return
-            names, q, _ = self.env.joint_state()
-            goal = dict(zip(msg.joint_names, msg.points[0].positions, strict=False))
-            if not np.isfinite(list(goal.values())).all():
-                self.get_logger().error("ignoring non-finite joint target")
-                return
-            targets = np.array([q[i] + scale * (goal[n] - q[i]) if n in goal else q[i] for i, n in enumerate(names)])
-            self.env.set_joint_targets(targets)
+            self.env.set_joint_targets(target)
 
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
         with self.lock:
@@ -145,8 +158,8 @@ class SimRobotNode(Node):
             with self.lock:
                 due = [m for t, m in self.pending if t <= self.sim_time]
                 self.pending = [(t, m) for t, m in self.pending if t > self.sim_time]
-                for msg in due:
-                    self._apply(msg)
+                for command in due:
+                    self._apply(command)
                 self.env.simulate(self.state_period)
                 self.sim_time += self.state_period
                 stamp = _stamp(self.sim_time)
