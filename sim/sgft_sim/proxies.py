@@ -70,14 +70,16 @@ _REAL_HAMMER = ProxyConfig(
     damping_ratio=1.5,
     hold_periods=(0.6, 1.4),
 )
+# Insert: a fixed part offset and friction, 3× larger steps than commanded and an underdamped, soft controller
+# with latency: the sim policy's approach overshoots the hole and rings; smaller, slower steps solve it.
 _REAL_INSERT = ProxyConfig(
     name="real",
     randomize_params=False,
     params={"part_dx": 0.03, "part_dy": -0.03, "part_yaw_deg": 12.0, "friction": 1.2},
     randomize_initial_pose=False,
-    action_scale=1.6,
+    action_scale=3.0,
     stiffness_scale=0.4,
-    damping_ratio=0.5,
+    damping_ratio=0.3,
     hold_periods=(0.6, 1.4),
 )
 
