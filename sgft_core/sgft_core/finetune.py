@@ -319,7 +319,7 @@ class FinetuneLearner:
             alive = alive * (1.0 - step_terminal)
             discount *= cfg.gamma
         if cfg.value_sim_in_target:  # the shaping telescopes to γ^H V_sim(s_H) − V_sim(s): undo the −V_sim(s)
-            target += self.value(rows.obs)
+            target += value_obs.repeat(1 + cfg.imagined_branches)  # rows: the real states, then k branches of each
         return rows, target
 
     def update(self, n_updates: int = 1) -> dict[str, float]:

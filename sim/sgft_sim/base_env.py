@@ -8,6 +8,7 @@ methods a ROS node can call directly (`set_ee_target`, `set_joint_targets`, `sim
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import gymnasium as gym
@@ -186,16 +187,35 @@ class FrankaTaskEnv(gym.Env):
 
     def apply_action(self, action: np.ndarray) -> None:
         """Turn a normalized action into a controller target: delta from the measured state, bounded by the box."""
-        delta = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0) * self.task.max_delta * self.proxy.action_scale
+        delta = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0) * self.task.max_delta
         if self.task.action_kind == "cartesian":
-            target = self.ee_position()
-            target[: delta.shape[0]] += delta
-            self.set_ee_target(target)
+            self.set_ee_target(self.scaled_ee_target(delta))
         else:
-            q = self.arm.joint_targets()
-            ids = [JOINT_NAMES.index(n) for n in self.task.joint_names]
-            q[ids] = self.arm.q()[ids] + delta
-            self.set_joint_targets(q)
+            self.set_joint_targets(self.scaled_joint_targets(dict(zip(self.task.joint_names, delta, strict=True))))
+
+    # The proxy's mis-calibrated action magnitude, in one place for the env and the simulated robot node: a commanded
+    # change of the measured state reaches the controller multiplied by proxy.action_scale.
+    def scaled_ee_target(self, delta: np.ndarray) -> np.ndarray:
+        """End-effector target for a commanded change `delta` (x, y or x, y, z) of the measured position."""
+        target = self.ee_position()
+        target[: len(delta)] += self.proxy.action_scale * np.asarray(delta, dtype=np.float64)
+        return target
+
+    def scaled_joint_targets(self, deltas: dict[str, float]) -> np.ndarray:
+        """Targets of the 7 arm joints for commanded changes of some joints' measured positions (by name); the other
+        joints keep their current targets, as the real controller does."""
+        targets, measured = self.arm.joint_targets(), self.arm.q()
+        for i, name in enumerate(JOINT_NAMES):
+            if name in deltas:
+                targets[i] = measured[i] + self.proxy.action_scale * deltas[name]
+        return targets
+
+    def branch(self, seed: int) -> FrankaTaskEnv:
+        """A copy of this env at its current state (controller targets included) that shares the read-only MjModel
+        and draws its latency from `seed`: for look-ahead on the true dynamics (sgft_sim.oracle)."""
+        copied = copy.deepcopy(self, memo={id(self.model): self.model})
+        copied._rng = np.random.default_rng(seed)
+        return copied
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         self.apply_action(action)

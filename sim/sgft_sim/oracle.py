@@ -9,13 +9,13 @@ real env. Its success rate is what an H-step SGFT learner could reach with an ex
 upper bound that tells a gap SGFT can fix at this horizon (the oracle succeeds, so a failing learner is a learning
 problem) from one it cannot (the oracle fails too, so the potential or the horizon is the problem: for example a
 puck that keeps sliding after the step that pushed it, with no velocity in the observation). Written by hand because
-it needs the simulator's state copied per candidate; costs grid^action_dim · samples · H env steps per decision.
+it needs the simulator's state copied per candidate (FrankaTaskEnv.branch); costs grid^action_dim · samples · H
+env steps per decision.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import itertools
 import sys
 from pathlib import Path
@@ -27,6 +27,7 @@ from tqdm import tqdm
 from sgft_core.checkpoint import load_checkpoint
 from sgft_core.networks import Networks
 from sgft_core.stats import wilson_interval
+from sgft_sim.base_env import FrankaTaskEnv
 from sgft_sim.benchmark import DEFAULT_CHECKPOINT_DIR, EVAL_SEED
 
 
@@ -36,15 +37,8 @@ def action_grid(action_dim: int, points: int) -> np.ndarray:
     return np.array(list(itertools.product(axis, repeat=action_dim)), dtype=np.float32)
 
 
-def branch_copy(env, seed: int):
-    """A copy of `env` that shares its (read-only) MjModel and draws its own latency from `seed`."""
-    branch = copy.deepcopy(env, memo={id(env.model): env.model})
-    branch._rng = np.random.default_rng(seed)
-    return branch
-
-
 @torch.no_grad()
-def greedy_action(env, networks: Networks, candidates: np.ndarray, horizon: int, gamma: float,
+def greedy_action(env: FrankaTaskEnv, networks: Networks, candidates: np.ndarray, horizon: int, gamma: float,
                   samples: int = 3, seed: int = 0) -> np.ndarray:
     """The candidate whose H-step branches on copies of `env` score best on average by Σ γ^t r_t + γ^H V_sim(s_H).
 
@@ -53,7 +47,7 @@ def greedy_action(env, networks: Networks, candidates: np.ndarray, horizon: int,
     scores = np.zeros(len(candidates))
     for index, action in enumerate(candidates):
         for sample in range(samples):
-            branch = branch_copy(env, seed + sample)
+            branch = env.branch(seed + sample)
             obs, reward, terminated, truncated, _ = branch.step(action)
             score, discount = float(reward), gamma
             for _ in range(horizon - 1):

@@ -114,8 +114,7 @@ class SimRobotNode(Node):
 
     def _scaled_command(self, msg) -> tuple[str, np.ndarray] | None:
         """("cartesian", ee target) or ("joint", 7 joint targets) with the proxy's action scale applied to the
-        commanded change; None (logged) for a target this robot refuses."""
-        scale = self.proxy.action_scale
+        commanded change (FrankaTaskEnv.scaled_*); None (logged) for a target this robot refuses."""
         if isinstance(msg, PoseStamped):
             if msg.header.frame_id not in ("", BASE_FRAME):
                 self.get_logger().warning(f"ignoring target in frame {msg.header.frame_id!r}", once=True)
@@ -124,8 +123,7 @@ class SimRobotNode(Node):
             if not np.isfinite(target).all():
                 self.get_logger().error("ignoring non-finite Cartesian target")
                 return None
-            ee = self.env.ee_position()
-            return "cartesian", ee + scale * (target - ee)  # the proxy's mis-scaled action magnitude
+            return "cartesian", self.env.scaled_ee_target(target - self.env.ee_position())
         if not msg.points:
             return None
         names, q, _ = self.env.joint_state()
@@ -133,7 +131,7 @@ class SimRobotNode(Node):
         if not np.isfinite(list(goal.values())).all():
             self.get_logger().error("ignoring non-finite joint target")
             return None
-        return "joint", np.array([q[i] + scale * (goal[n] - q[i]) if n in goal else q[i] for i, n in enumerate(names)])
+        return "joint", self.env.scaled_joint_targets({n: goal[n] - q[i] for i, n in enumerate(names) if n in goal})
 
     def _apply(self, command: tuple[str, np.ndarray]) -> None:
         kind, target = command
