@@ -56,6 +56,13 @@ class FinetuneConfig:
     reward: str = "shaped"  # "shaped": r̄ = r + γ·V_sim(s') − V_sim(s); "raw": the task reward r
     horizon: int | None = 1  # critic horizon H (1: no bootstrapping at all); None: infinite (soft Bellman backup)
     imagined_branches: int = 5  # per sampled real state, model-imagined transitions added to the critic batch
+    # Branch actions: 0 samples them from the actor (whose std is tiny at α = 0.01, so the branches repeat the action
+    # already in the data); σ > 0 draws them around the actor's mean with N(0, σ²) noise clipped to [−1, 1], so the
+    # critic also learns the actions the actor's gradient will move towards.
+    branch_action_noise: float = 0.0
+    # Acting (not evaluating): σ > 0 takes the actor's mean action plus N(0, σ²) noise, clipped to [−1, 1], instead of
+    # sampling the actor (near-deterministic at α = 0.01), so the real data covers the actions around the policy.
+    exploration_noise: float = 0.0
     prefill_episodes: int = 20  # episodes collected with the starting policy before the first update
     critic_warmup_updates: int = 0  # critic-only updates when training starts (a fresh critic misleads the actor)
     reset_critic: bool = True  # fresh critic instead of the simulator's
@@ -98,6 +105,8 @@ class FinetuneConfig:
             raise ValueError("sim_data_fraction must lie in [0, 1)")
         if self.value_sim_in_target and (self.horizon is None or self.reward != "shaped"):
             raise ValueError("value_sim_in_target needs a finite horizon and the shaped reward")
+        if self.branch_action_noise < 0:
+            raise ValueError("branch_action_noise must be ≥ 0 (0: the actor's own distribution)")
         if self.batch_size < 1 or min(self.utd, self.imagined_branches, self.prefill_episodes) < 0:
             raise ValueError("batch_size must be positive; utd, imagined_branches, prefill_episodes non-negative")
 
@@ -154,7 +163,8 @@ class FinetuneLearner:
         self.task, self.config, self.seed = task, config, seed
         # Offset: a learner seeded like the pretraining run must not rebuild the very same "fresh" networks.
         torch.manual_seed(seed + 1_000_003)
-        self.rng = np.random.default_rng(seed)
+        self.rng = np.random.default_rng(seed)  # replay sampling (training thread)
+        self.explore_rng = np.random.default_rng(seed + 1)  # exploration noise (acting thread)
         obs_dim, act_dim = task.obs_dim, task.action_dim
         base = network_config or NetworkConfig(  # read off the networks when the checkpoint's record is not given
             hidden_dim=networks.actor.mean_head.in_features,
@@ -281,9 +291,13 @@ class FinetuneLearner:
         """`imagined_branches` model transitions per state: B states → B·K rows (state-major: rows k·B + i).
 
         The K branches of a state share the actor's forward pass (only the Gaussian noise differs) and V_sim(s)."""
-        k = self.config.imagined_branches
+        k, noise = self.config.imagined_branches, self.config.branch_action_noise
         mean, log_std = self.actor(obs)
-        action = torch.tanh((mean + log_std.exp() * torch.randn(k, *mean.shape)).reshape(-1, mean.shape[-1]))
+        if noise > 0:
+            action = (torch.tanh(mean) + noise * torch.randn(k, *mean.shape)).clamp(-1.0, 1.0)
+        else:
+            action = torch.tanh(mean + log_std.exp() * torch.randn(k, *mean.shape))
+        action = action.reshape(-1, mean.shape[-1])
         branch_obs = obs.repeat(k, 1)
         next_obs = self.dynamics(branch_obs, action)
         terminal = self.task.terminal(next_obs).to(obs.dtype)
@@ -384,7 +398,11 @@ class FinetuneLearner:
         """The action the fine-tuned agent takes (actor, or MPPI for mpc_sgft), float32 in [−1, 1]."""
         if self.config.acting == "mppi":
             return self.planner.plan(obs)
-        return self.actor.act(np.asarray(obs, np.float32), deterministic=deterministic)
+        noise = self.config.exploration_noise
+        action = self.actor.act(np.asarray(obs, np.float32), deterministic=deterministic or noise > 0)
+        if deterministic or noise == 0:
+            return action
+        return np.clip(action + self.explore_rng.normal(0.0, noise, action.shape), -1.0, 1.0).astype(np.float32)
 
     @property
     def planner(self):

@@ -136,6 +136,26 @@ def test_imagined_branches_come_from_the_dynamics_model():
     assert (after.next_obs - before.next_obs).abs().min() > 1e-4
 
 
+def test_branch_action_noise_spreads_branch_actions_around_the_actor_mean():
+    batch = _push_batch(256).to_torch()
+    narrow = FinetuneLearner(PUSH, _push_networks(), make_config("sgft"))
+    with torch.no_grad():
+        narrow.actor.log_std_head.bias.fill_(-10.0)  # a near-deterministic actor, as α = 0.01 leaves it
+    wide = FinetuneLearner(PUSH, _push_networks(), make_config("sgft", branch_action_noise=0.3))
+    wide.actor.load_state_dict(narrow.actor.state_dict())
+    with torch.no_grad():
+        mean_action = torch.tanh(narrow.actor(batch.obs)[0]).repeat(5, 1)
+    narrow_spread = (narrow.imagine_branches(batch.obs).action - mean_action).std()
+    wide_branches = wide.imagine_branches(batch.obs)
+    assert narrow_spread < 0.01  # exp(LOG_STD_MIN) = 0.0067
+    assert 0.2 < (wide_branches.action - mean_action).std() < 0.35
+    assert wide_branches.action.abs().max() <= 1.0
+    with torch.no_grad():  # still the dynamics model's predictions of those actions
+        assert torch.allclose(wide_branches.next_obs, wide.dynamics(wide_branches.obs, wide_branches.action))
+    with pytest.raises(ValueError, match="branch_action_noise"):
+        make_config("sgft", branch_action_noise=-0.1)
+
+
 def test_variant_configurations():
     assert set(METHODS) == {"sgft", "sac_finetune", "pbrs_sac", "rlpd", "zero_shot", "mpc_sgft"}
     sgft = make_config("sgft")

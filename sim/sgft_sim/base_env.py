@@ -165,6 +165,8 @@ class FrankaTaskEnv(gym.Env):
                 self.params[name] = float(rng.uniform(low, high))
         else:
             self.params.update(self.proxy.params)
+            for name, half_width in self.proxy.reset_jitter.items():
+                self.params[name] += float(rng.uniform(-half_width, half_width))
         self._apply_params()
         ee_start = self._initial_ee(rng.uniform(self.EE_START_LOW, self.EE_START_HIGH)
                                     if self.proxy.randomize_initial_pose else self.FIXED_EE_START.copy())

@@ -7,7 +7,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import sgft_sim
+from sgft_core.checkpoint import load_checkpoint
 from sgft_core.tasks import get_task
+from sgft_sim.benchmark import DEFAULT_CHECKPOINT_DIR
+from sgft_sim.evaluate import DEFAULT_EVAL_SEED
 from sgft_sim.proxies import PROXIES, SIM
 
 
@@ -83,15 +86,30 @@ def test_proxies_differ_from_sim_in_their_knobs():
         kp = env.model.actuator_gainprm[env.arm.actuator_ids, 0]
         sim_kp = sgft_sim.make_env(task, "sim", seed=0).model.actuator_gainprm[env.arm.actuator_ids, 0]
         np.testing.assert_allclose(kp, sim_kp * real.stiffness_scale)
-        first, _ = env.reset(seed=1)
-        second, _ = env.reset(seed=2)
-        np.testing.assert_allclose(first, second, atol=2e-3)  # fixed parameters and initial pose
+        first, first_info = env.reset(seed=1)
+        second, second_info = env.reset(seed=2)
+        if not real.reset_jitter:
+            np.testing.assert_allclose(first, second, atol=2e-3)  # fixed parameters and initial pose
+        for name, value in first_info["params"].items():  # fixed, up to the reset jitter a person's placement adds
+            jitter = real.reset_jitter.get(name, 0.0)
+            nominal = real.params.get(name, value)
+            assert abs(value - nominal) <= jitter and abs(second_info["params"][name] - nominal) <= jitter
+            assert (value != second_info["params"][name]) == (jitter > 0)
         holds = set()
         for _ in range(5):
             env.step(np.zeros(env.action_space.shape))
             holds.add(round(env.last_hold_periods, 6))
             assert 0.6 <= env.last_hold_periods <= 1.4
         assert len(holds) > 1
+
+
+def test_push_real_puck_start_jitters_and_the_gripper_start_does_not():
+    env = sgft_sim.make_env("push", "real", seed=0)
+    starts = np.array([env.reset(seed=seed)[0] for seed in range(20)])
+    np.testing.assert_allclose(starts[:, :2], starts[:1, :2].repeat(20, 0), atol=2e-3)  # the robot homes exactly
+    puck_offsets = starts[:, 2:] - np.array([0.40, 0.10])
+    assert np.abs(puck_offsets).max() <= 0.021 and puck_offsets.std(0).min() > 0.005
+    env.close()
 
 
 def _puck_mass_and_friction(proxy: str) -> tuple[float, float]:
@@ -257,6 +275,53 @@ def test_hammer_real_is_solvable_by_a_closed_loop_script():
                 break
         successes += info["success"]
     assert successes == 2
+
+
+def test_hammer_nail_x_offset_moves_only_the_perceived_nail():
+    real = PROXIES["hammer"]["real"]
+    assert SIM.nail_x_offset == 0.0 and real.nail_x_offset < -0.02
+    calibrated = sgft_sim.make_env("hammer", "real", seed=0, nail_x_offset=0.0)
+    biased = sgft_sim.make_env("hammer", "real", seed=0)
+    obs_calibrated, _ = calibrated.reset(seed=3)
+    obs_biased, _ = biased.reset(seed=3)
+    # the observation's goal_x is off by the offset; the nail, the hammer and everything else are where they were
+    assert obs_biased[10] - obs_calibrated[10] == pytest.approx(real.nail_x_offset, abs=1e-6)
+    assert obs_calibrated[10] == pytest.approx(calibrated.params["nail_x"])
+    others = np.arange(len(obs_biased)) != 10
+    np.testing.assert_array_equal(obs_biased[others], obs_calibrated[others])
+    np.testing.assert_array_equal(biased.object_position(), calibrated.object_position())
+    calibrated.close()
+    biased.close()
+
+
+def _hammer_policy_episode(env, actor, seed: int, adapted: bool) -> tuple[bool, np.ndarray]:
+    """π_sim on one episode; adapted: once a strike is seen to land beside the nail (the hammer's face below the nail
+    head's top, which only happens beside it), aim 2 cm further out by shifting the nail x π_sim is given."""
+    obs, _ = env.reset(seed=seed)
+    shift = 0.0
+    for _ in range(env.task.episode_length):
+        if adapted and obs[2] < obs[9] - 0.01:
+            shift = 0.02
+        seen = obs.copy()
+        seen[10] += shift
+        obs, _, _, _, info = env.step(actor.act(seen, deterministic=True))
+    return bool(info["success"]), obs
+
+
+def test_hammer_real_defeats_the_sim_policy_but_an_adapted_one_solves_it():
+    actor = load_checkpoint(DEFAULT_CHECKPOINT_DIR / "hammer.safetensors", "hammer").networks.actor.eval()
+    sim, real = sgft_sim.make_env("hammer", "sim", seed=0), sgft_sim.make_env("hammer", "real", seed=0)
+    seeds = [DEFAULT_EVAL_SEED, DEFAULT_EVAL_SEED + 1]  # the evaluation's first two episodes
+    assert all(_hammer_policy_episode(sim, actor, seed, adapted=False)[0] for seed in seeds)
+    for seed in seeds:
+        # the nail is perceived 2.8 cm short of where it is: π_sim strikes the block beside the head and stays there,
+        # the nail up (no reward) and the hammer's face below the head's top, both in the observation
+        success, obs = _hammer_policy_episode(real, actor, seed, adapted=False)
+        assert not success and obs[9] - obs[11] > 0.02 and obs[2] < obs[9] - 0.01
+        assert _hammer_policy_episode(real, actor, seed, adapted=True)[0]
+    assert all(_hammer_policy_episode(sim, actor, seed, adapted=True)[0] for seed in seeds)  # never triggers in sim
+    sim.close()
+    real.close()
 
 
 def _push_episode(env, seed: int, gain: float) -> bool:
