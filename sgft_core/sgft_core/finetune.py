@@ -60,9 +60,6 @@ class FinetuneConfig:
     # already in the data); σ > 0 draws them around the actor's mean with N(0, σ²) noise clipped to [−1, 1], so the
     # critic also learns the actions the actor's gradient will move towards.
     branch_action_noise: float = 0.0
-    # Acting (not evaluating): σ > 0 takes the actor's mean action plus N(0, σ²) noise, clipped to [−1, 1], instead of
-    # sampling the actor (near-deterministic at α = 0.01), so the real data covers the actions around the policy.
-    exploration_noise: float = 0.0
     prefill_episodes: int = 20  # episodes collected with the starting policy before the first update
     critic_warmup_updates: int = 0  # critic-only updates when training starts (a fresh critic misleads the actor)
     reset_critic: bool = True  # fresh critic instead of the simulator's
@@ -163,8 +160,7 @@ class FinetuneLearner:
         self.task, self.config, self.seed = task, config, seed
         # Offset: a learner seeded like the pretraining run must not rebuild the very same "fresh" networks.
         torch.manual_seed(seed + 1_000_003)
-        self.rng = np.random.default_rng(seed)  # replay sampling (training thread)
-        self.explore_rng = np.random.default_rng(seed + 1)  # exploration noise (acting thread)
+        self.rng = np.random.default_rng(seed)
         obs_dim, act_dim = task.obs_dim, task.action_dim
         base = network_config or NetworkConfig(  # read off the networks when the checkpoint's record is not given
             hidden_dim=networks.actor.mean_head.in_features,
@@ -398,11 +394,7 @@ class FinetuneLearner:
         """The action the fine-tuned agent takes (actor, or MPPI for mpc_sgft), float32 in [−1, 1]."""
         if self.config.acting == "mppi":
             return self.planner.plan(obs)
-        noise = self.config.exploration_noise
-        action = self.actor.act(np.asarray(obs, np.float32), deterministic=deterministic or noise > 0)
-        if deterministic or noise == 0:
-            return action
-        return np.clip(action + self.explore_rng.normal(0.0, noise, action.shape), -1.0, 1.0).astype(np.float32)
+        return self.actor.act(np.asarray(obs, np.float32), deterministic=deterministic)
 
     @property
     def planner(self):
