@@ -50,6 +50,8 @@ class FinetuneSession(Node):
         self.episode_timeout = float(declare("episode_timeout_s", 120.0, "wall time before an episode is given up"))
         self.catch_up_timeout = float(declare("learner_catch_up_timeout_s", 300.0,
                                               "wall time to wait for the learner's owed updates between episodes"))
+        self.status_timeout = float(declare("learner_status_timeout_s", 60.0,
+                                            "wall time to wait for the learner's first status before giving up"))
         self.events: list[EpisodeEvent] = []
         self.status: LearnerStatus | None = None
         self.heatmap: MarkerArray | None = None
@@ -100,7 +102,13 @@ class FinetuneSession(Node):
 
     def _wait_for_learner(self) -> None:
         """Between episodes, as between real-robot resets: the learner finishes the updates the data owes."""
-        self._spin_until(lambda: self.status is not None, 60.0, "the learner's status")
+        if self.status is None:
+            try:
+                self._spin_until(lambda: self.status is not None, self.status_timeout, "the learner's status")
+            except SessionError as err:  # say whether the learner is unseen (discovery, crash) or seen but silent
+                publishers = self.count_publishers(Topics.LEARNER_STATUS)
+                raise SessionError(f"{err} on {Topics.LEARNER_STATUS} ({publishers} publisher(s) of it discovered; "
+                                   "0: the learner is not running or DDS discovery failed, see its log)") from None
         time.sleep(0.5)  # the last transition's updates become owed when it arrives
         self._spin_until(lambda: not self.status.training or bool(self.status.fault), self.catch_up_timeout,
                          "the learner to catch up")
