@@ -64,6 +64,11 @@ class FrankaTaskEnv(gym.Env):
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._rng = np.random.default_rng(seed)
         self._seeded = seed is not None
+        unknown = set(proxy.observation_offset) - set(self.task.obs_names)
+        if unknown:
+            raise ValueError(f"observation_offset names {sorted(unknown)} not in {self.task.name}'s observation "
+                             f"{list(self.task.obs_names)}")
+        self._observation_offset = np.array([proxy.observation_offset.get(n, 0.0) for n in self.task.obs_names])
 
     # ------------------------------------------------------------------------------------------ task hooks
     def _tool_xml(self) -> str:
@@ -84,7 +89,12 @@ class FrankaTaskEnv(gym.Env):
         raise NotImplementedError
 
     def observation(self) -> np.ndarray:
+        """The task's observation of the true scene (float32, laid out as task.obs_names)."""
         raise NotImplementedError
+
+    def perceived_observation(self) -> np.ndarray:
+        """What the robot observes: observation() plus the proxy's constant perception errors (observation_offset)."""
+        return (self.observation() + self._observation_offset).astype(np.float32)
 
     # --------------------------------------------------------------------------------------- robot interface
     def ee_position(self) -> np.ndarray:
@@ -177,7 +187,7 @@ class FrankaTaskEnv(gym.Env):
         mujoco.mj_forward(self.model, self.data)
         self.simulate(0.1)  # let contacts settle
         self._steps = 0
-        obs = self.observation()
+        obs = self.perceived_observation()
         return obs, {"success": bool(self.task.success(obs)), "params": dict(self.params)}
 
     def _initial_ee(self, sampled: np.ndarray) -> np.ndarray:
@@ -225,7 +235,7 @@ class FrankaTaskEnv(gym.Env):
         self.last_hold_periods = hold
         self.simulate(hold * self.task.control_period)
         self._steps += 1
-        obs = self.observation()
+        obs = self.perceived_observation()
         reward = float(self.task.reward(obs))
         terminated = bool(self.task.terminal(obs))
         truncated = self._steps >= self.task.episode_length

@@ -107,10 +107,6 @@ class HammerEnv(FrankaTaskEnv):
         """Height of the nail head's top face (the observation the reward uses)."""
         return float(self.data.xpos[self._nail_body][2] + 2.0 * self.params["head_half_thickness"])
 
-    def perceived_nail_x(self) -> float:
-        """The nail's x as the robot perceives it: the true one plus the proxy's calibration error (nail_x_offset)."""
-        return float(self.params["nail_x"] + self.proxy.nail_x_offset)
-
     def object_position(self) -> np.ndarray:
         pos = self.data.xpos[self._nail_body].copy()
         pos[2] += 2.0 * self.params["head_half_thickness"]
@@ -119,4 +115,4 @@ class HammerEnv(FrankaTaskEnv):
     def observation(self) -> np.ndarray:
         q, dq = self.arm.q()[self._joint_ids], self.arm.dq()[self._joint_ids]
         return np.concatenate([self.ee_position(), q, dq,
-                               [self.nail_z(), self.perceived_nail_x(), self._goal_z]]).astype(np.float32)
+                               [self.nail_z(), self.params["nail_x"], self._goal_z]]).astype(np.float32)

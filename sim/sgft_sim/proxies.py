@@ -35,9 +35,9 @@ class ProxyConfig:
     object_friction_scale: float = 1.0
     # push only: a soft body (spring-loaded segments around a core, same size and color) replaces the rigid puck
     deformable: bool = False
-    # hammer only: constant error (m) of the perceived nail x in the observation (mis-calibrated camera extrinsics);
-    # the nail itself stays where params put it
-    nail_x_offset: float = 0.0
+    # constant perception errors (a mis-calibrated camera or TCP), by the task's observation names (sgft_core.tasks):
+    # added to what the robot observes, and so to what reward and success are computed from; the scene is unchanged
+    observation_offset: dict[str, float] = field(default_factory=dict)
 
 
 SIM = ProxyConfig(name="sim")
@@ -84,7 +84,7 @@ _REAL_HAMMER = ProxyConfig(
     stiffness_scale=0.5,
     damping_ratio=1.5,
     hold_periods=(0.6, 1.4),
-    nail_x_offset=-0.028,
+    observation_offset={"goal_x": -0.028},
 )
 # Insert: a fixed part offset and friction, 3× larger steps than commanded and an underdamped, soft controller
 # with latency: the sim policy's approach overshoots the hole and rings; smaller, slower steps solve it.

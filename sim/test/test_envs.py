@@ -277,21 +277,24 @@ def test_hammer_real_is_solvable_by_a_closed_loop_script():
     assert successes == 2
 
 
-def test_hammer_nail_x_offset_moves_only_the_perceived_nail():
+def test_observation_offset_moves_only_the_perceived_quantity():
     real = PROXIES["hammer"]["real"]
-    assert SIM.nail_x_offset == 0.0 and real.nail_x_offset < -0.02
-    calibrated = sgft_sim.make_env("hammer", "real", seed=0, nail_x_offset=0.0)
+    assert SIM.observation_offset == {} and real.observation_offset["goal_x"] < -0.02
+    calibrated = sgft_sim.make_env("hammer", "real", seed=0, observation_offset={})
     biased = sgft_sim.make_env("hammer", "real", seed=0)
     obs_calibrated, _ = calibrated.reset(seed=3)
     obs_biased, _ = biased.reset(seed=3)
-    # the observation's goal_x is off by the offset; the nail, the hammer and everything else are where they were
-    assert obs_biased[10] - obs_calibrated[10] == pytest.approx(real.nail_x_offset, abs=1e-6)
-    assert obs_calibrated[10] == pytest.approx(calibrated.params["nail_x"])
-    others = np.arange(len(obs_biased)) != 10
+    # goal_x (the nail's x) is off by the offset; the nail, the hammer and the rest are where they were
+    goal_x = biased.task.obs_names.index("goal_x")
+    assert obs_biased[goal_x] - obs_calibrated[goal_x] == pytest.approx(real.observation_offset["goal_x"], abs=1e-6)
+    assert obs_calibrated[goal_x] == pytest.approx(calibrated.params["nail_x"])
+    others = np.arange(len(obs_biased)) != goal_x
     np.testing.assert_array_equal(obs_biased[others], obs_calibrated[others])
     np.testing.assert_array_equal(biased.object_position(), calibrated.object_position())
     calibrated.close()
     biased.close()
+    with pytest.raises(ValueError, match="not in hammer's observation"):
+        sgft_sim.make_env("hammer", "real", observation_offset={"nail_y": 0.01})
 
 
 def _hammer_policy_episode(env, actor, seed: int, adapted: bool) -> tuple[bool, np.ndarray]:
