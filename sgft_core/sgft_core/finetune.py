@@ -60,6 +60,10 @@ class FinetuneConfig:
     # already in the data); σ > 0 draws them around the actor's mean with N(0, σ²) noise clipped to [−1, 1], so the
     # critic also learns the actions the actor's gradient will move towards.
     branch_action_noise: float = 0.0
+    # Critic regression loss: None = squared error; δ > 0 = Huber with that δ. The dynamics model now and then imagines
+    # the puck off the table, a terminal row with r̄ ≈ −V_sim(s) ≈ −75 against ±2 elsewhere; squared, one such row
+    # outweighs the whole batch and jolts the critic (and, through it, the actor).
+    critic_huber_delta: float | None = None
     prefill_episodes: int = 20  # episodes collected with the starting policy before the first update
     critic_warmup_updates: int = 0  # critic-only updates when training starts (a fresh critic misleads the actor)
     reset_critic: bool = True  # fresh critic instead of the simulator's
@@ -102,6 +106,8 @@ class FinetuneConfig:
             raise ValueError("sim_data_fraction must lie in [0, 1)")
         if self.value_sim_in_target and (self.horizon is None or self.reward != "shaped"):
             raise ValueError("value_sim_in_target needs a finite horizon and the shaped reward")
+        if self.critic_huber_delta is not None and self.critic_huber_delta <= 0:
+            raise ValueError("critic_huber_delta must be > 0 or None (squared error)")
         if self.branch_action_noise < 0:
             raise ValueError("branch_action_noise must be ≥ 0 (0: the actor's own distribution)")
         if self.batch_size < 1 or min(self.utd, self.imagined_branches, self.prefill_episodes) < 0:
@@ -150,6 +156,14 @@ def make_config(method: str, **overrides) -> FinetuneConfig:
     except KeyError:
         raise ValueError(f"unknown fine-tuning method {method!r}; known: {', '.join(METHODS)}") from None
     return dataclasses.replace(preset, **overrides)
+
+
+def critic_regression_loss(qs: torch.Tensor, target: torch.Tensor, huber_delta: float | None) -> torch.Tensor:
+    """Σ over ensemble members of the mean error against `target`: squared, or Huber (e² inside ±δ, 2δ|e| − δ²
+    outside, so the two agree on small errors and an outlier's gradient is capped at 2δ)."""
+    if huber_delta is None:
+        return ((qs - target) ** 2).mean(1).sum()
+    return 2.0 * nn.functional.huber_loss(qs, target.expand_as(qs), delta=huber_delta, reduction="none").mean(1).sum()
 
 
 class FinetuneLearner:
@@ -353,7 +367,7 @@ class FinetuneLearner:
                 rows, q_target = self.critic_targets(batch)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_critic):
                     qs = self.critic(rows.obs, rows.action).float()
-                critic_loss = ((qs - q_target) ** 2).mean(1).sum()
+                critic_loss = critic_regression_loss(qs, q_target, cfg.critic_huber_delta)
                 self.critic_optimizer.zero_grad(set_to_none=True)
                 critic_loss.backward()
                 self.critic_optimizer.step()

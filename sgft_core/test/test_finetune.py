@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from sgft_core.finetune import METHODS, FinetuneLearner, make_config
+from sgft_core.finetune import METHODS, FinetuneLearner, critic_regression_loss, make_config
 from sgft_core.networks import NetworkConfig, Networks, build_networks
 from sgft_core.replay import Batch
 from sgft_core.tasks import TaskSpec, get_task
@@ -154,6 +154,24 @@ def test_branch_action_noise_spreads_branch_actions_around_the_actor_mean():
         assert torch.allclose(wide_branches.next_obs, wide.dynamics(wide_branches.obs, wide_branches.action))
     with pytest.raises(ValueError, match="branch_action_noise"):
         make_config("sgft", branch_action_noise=-0.1)
+
+
+def test_huber_critic_loss_caps_the_pull_of_an_outlier():
+    # One imagined "puck off the table" row: r̄ ≈ −V_sim(s) ≈ −75 among errors of a few tenths.
+    target = torch.tensor([0.1, -0.2, 0.3, -75.0])
+    qs = torch.zeros(2, 4, requires_grad=True)
+    squared = critic_regression_loss(qs, target, None)
+    assert squared.item() == pytest.approx(2 * (0.01 + 0.04 + 0.09 + 5625.0) / 4)
+    (squared_grad,) = torch.autograd.grad(squared, qs)
+    huber = critic_regression_loss(qs, target, 1.0)
+    # inside ±δ the same e²; outside 2δ|e| − δ² = 149
+    assert huber.item() == pytest.approx(2 * (0.01 + 0.04 + 0.09 + 149.0) / 4)
+    (huber_grad,) = torch.autograd.grad(huber, qs)
+    assert torch.allclose(huber_grad[:, :3], squared_grad[:, :3])  # small errors pull exactly as before
+    assert squared_grad[0, 3].item() == pytest.approx(2 * 75.0 / 4)
+    assert huber_grad[0, 3].item() == pytest.approx(2 * 1.0 / 4)  # the outlier's pull is capped at 2δ
+    with pytest.raises(ValueError, match="critic_huber_delta"):
+        make_config("sgft", critic_huber_delta=0.0)
 
 
 def test_variant_configurations():
