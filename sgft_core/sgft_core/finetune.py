@@ -9,6 +9,7 @@ imagined with the dynamics model (fine-tuned on real data) and the current actor
 
 Variants (`make_config(name)`); the only difference between them is the configuration:
     sgft          SGFT-SAC as above: 20 pre-collected π_sim episodes, fresh critic, α = 0.01 fixed, UTD 2, H = 1
+    sgft_kept_critic  SGFT starting from the simulator's critic: V_sim-bootstrapped H = 3 target, Huber loss
     sac_finetune  original reward, infinite horizon, continue from π_sim and its critic
     pbrs_sac      shaped reward r̄, infinite horizon (no cut), no imagined branches
     rlpd          fresh policy and LayerNorm critic ensemble, 50/50 sim/real batches, high UTD, autotuned α
@@ -43,7 +44,7 @@ from sgft_core.networks import EnsembleLayerNorm, NetworkConfig, Networks, build
 from sgft_core.replay import Batch, ReplayBuffer, sample_mixed
 from sgft_core.tasks import TaskSpec
 
-METHODS = ("sgft", "sac_finetune", "pbrs_sac", "rlpd", "zero_shot", "mpc_sgft")
+METHODS = ("sgft", "sgft_kept_critic", "sac_finetune", "pbrs_sac", "rlpd", "zero_shot", "mpc_sgft")
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,13 @@ class FinetuneConfig:
 
 _PRESETS: dict[str, FinetuneConfig] = {
     "sgft": FinetuneConfig(method="sgft", critic_warmup_updates=200),
+    # SGFT that keeps the simulator's critic instead of a fresh one: the H-step target with V_sim(s) added back (the
+    # sim critic's own scale), H = 3, a Huber critic loss and a 1000-update critic warm-up. On push's "real" robot the
+    # fresh critic fit to 20 noisy episodes misleads the actor and success collapses; this one does not (README).
+    "sgft_kept_critic": FinetuneConfig(
+        method="sgft_kept_critic", reset_critic=False, value_sim_in_target=True, horizon=3, critic_huber_delta=1.0,
+        critic_warmup_updates=1000,
+    ),
     "sac_finetune": FinetuneConfig(
         method="sac_finetune", reward="raw", horizon=None, imagined_branches=0, reset_critic=False,
         train_dynamics=False,

@@ -3,6 +3,7 @@ that recovers a policy broken by a dynamics gap on a point-mass task written her
 unit test)."""
 
 import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -175,11 +176,14 @@ def test_huber_critic_loss_caps_the_pull_of_an_outlier():
 
 
 def test_variant_configurations():
-    assert set(METHODS) == {"sgft", "sac_finetune", "pbrs_sac", "rlpd", "zero_shot", "mpc_sgft"}
+    assert set(METHODS) == {"sgft", "sgft_kept_critic", "sac_finetune", "pbrs_sac", "rlpd", "zero_shot", "mpc_sgft"}
     sgft = make_config("sgft")
     assert (sgft.reward, sgft.horizon, sgft.imagined_branches, sgft.utd, sgft.prefill_episodes) == ("shaped", 1, 5, 2,
                                                                                                      20)
     assert sgft.temperature == 0.01 and not sgft.autotune_temperature and sgft.reset_critic and not sgft.fresh_actor
+    kept = make_config("sgft_kept_critic")  # the paper's SGFT but for these fields
+    assert kept == dataclasses.replace(sgft, method="sgft_kept_critic", reset_critic=False, value_sim_in_target=True,
+                                       horizon=3, critic_huber_delta=1.0, critic_warmup_updates=1000)
     sac = make_config("sac_finetune")
     assert (sac.reward, sac.horizon, sac.imagined_branches, sac.reset_critic) == ("raw", None, 0, False)
     pbrs = make_config("pbrs_sac")
