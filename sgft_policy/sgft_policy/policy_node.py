@@ -103,6 +103,9 @@ class PolicyNode(Node):
         self.last_tick: float | None = None
         self.tick_periods: collections.deque[float] = collections.deque(maxlen=500)
         self.command_latencies: collections.deque[float] = collections.deque(maxlen=500)
+        # how old (by its stamp, on this node's clock) the object detection is when a command is computed from it: a
+        # detection older than about a period shows the object before the last command took effect
+        self.detection_ages: collections.deque[float] = collections.deque(maxlen=500)
         self.rejections: collections.Counter[str] = collections.Counter()
 
         self.create_subscription(PoseStamped, Topics.ROBOT_POSE, self._on_pose, ROBOT_STATE_QOS)
@@ -394,6 +397,8 @@ class PolicyNode(Node):
             return
         self.pending = (obs, action)
         self.command_latencies.append(time.perf_counter() - wall_start)
+        if self.needs["object"]:
+            self.detection_ages.append(now - self.detection[1])
 
     def _hold(self, reason: str, now: float) -> None:
         if self.pending is not None:
@@ -470,7 +475,8 @@ class PolicyNode(Node):
     # ------------------------------------------------------------------------------------------------ statistics
     def timing_stats(self) -> dict:
         """Wall-clock loop periods during episodes (under sim time the nominal wall period is period / time scale,
-        so jitter is taken around the median) and the observation-to-command compute latency."""
+        so jitter is taken around the median), the observation-to-command compute latency, and the age of the
+        object detection each command was computed from (this node's clock: sim time under the simulated robot)."""
         periods = np.array(self.tick_periods) if self.tick_periods else np.array([self.period])
         latency = np.array(self.command_latencies) if self.command_latencies else np.array([0.0])
         return {
@@ -478,6 +484,9 @@ class PolicyNode(Node):
             "period_jitter_p99_ms": 1e3 * float(np.percentile(np.abs(periods - np.median(periods)), 99)),
             "obs_to_command_median_ms": 1e3 * float(np.median(latency)),
             "obs_to_command_p99_ms": 1e3 * float(np.percentile(latency, 99)),
+            **({"detection_age_median_ms": 1e3 * float(np.median(self.detection_ages)),
+                "detection_age_p99_ms": 1e3 * float(np.percentile(self.detection_ages, 99))}
+               if self.detection_ages else {}),
             "rejections": dict(self.rejections),
         }
 

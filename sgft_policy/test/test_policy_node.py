@@ -8,6 +8,7 @@ envelope holds whatever the network says.
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -147,7 +148,7 @@ def _policy(workdir: Path, name: str, state: str | None = None):
         "task": "push", "checkpoint": str(workdir / "push.safetensors"),
         "estop_state_file": str(workdir / f"{state}_estop"),
         "episode_state_file": str(workdir / f"{state}_episode.json"),
-        "max_input_age_s": 0.3,
+        "max_input_age_s": 0.3, "stats_period_s": 1.0,
     }, str(workdir / f"{name}.log"))
 
 
@@ -186,6 +187,9 @@ def test_commands_stay_in_envelope_and_weights_hot_swap(workdir, ros):
     corner = [target for t, _, target in robot.commands if t < t_v8][-1]
     np.testing.assert_allclose(corner[:2], high, atol=1e-6)  # version 7 drove it into the +x +y corner
     assert versions[-1] == 8, versions
+    # the loop-timing report says how old the detections the commands were computed from were (fresh here)
+    timing = json.loads(log.rsplit("loop timing ", 1)[1].splitlines()[0])
+    assert 0.0 <= timing["detection_age_median_ms"] <= timing["detection_age_p99_ms"] <= 300.0, timing
     assert "rejected policy_update (#1)" in log and "sha256" in log
     assert log.count("rejected policy_update") == 1, "rejections must be logged once, then only counted"
     steps = [(t.episode_id, t.step) for t in robot.transitions]

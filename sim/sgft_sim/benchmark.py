@@ -41,8 +41,23 @@ from sgft_core.tasks import get_task
 from sgft_sim import make_env
 
 SUCCESS_THRESHOLD = 0.8
-# Source checkout layout: sim/sgft_sim/benchmark.py → <repo>/sgft_bringup/checkpoints
-DEFAULT_CHECKPOINT_DIR = Path(__file__).resolve().parents[2] / "sgft_bringup" / "checkpoints"
+
+
+def default_checkpoint_dir() -> Path:
+    """The shipped checkpoints: beside this package in a source checkout (sim/sgft_sim/benchmark.py →
+    <repo>/sgft_bringup/checkpoints), else in sgft_bringup's installed share directory (after `colcon build`)."""
+    source = Path(__file__).resolve().parents[2] / "sgft_bringup" / "checkpoints"
+    if source.is_dir():
+        return source
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        return Path(get_package_share_directory("sgft_bringup")) / "checkpoints"
+    except (ImportError, LookupError):  # no ament index, or sgft_bringup not installed (PackageNotFoundError)
+        return source
+
+
+DEFAULT_CHECKPOINT_DIR = default_checkpoint_dir()
 EVAL_SEED = 2_000_000  # evaluation episodes: far from the training seeds and from pretraining's evaluation seeds
 
 

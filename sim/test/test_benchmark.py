@@ -71,3 +71,10 @@ def test_tiny_sweep_writes_everything_and_resumes(checkpoint_dir, tmp_path, monk
     # Other settings in the same --out are refused rather than mixed.
     with pytest.raises(SystemExit):
         benchmark.main([a if a != "2" else "3" for a in argv])
+
+
+def test_default_checkpoint_dir_holds_the_shipped_checkpoints():
+    # Whether sgft_sim runs from the source tree or from colcon's install space (where the source layout's
+    # relative path points nowhere), the CLIs' default finds the shipped checkpoints.
+    for task in ("push", "hammer", "insert"):
+        assert (benchmark.DEFAULT_CHECKPOINT_DIR / f"{task}.safetensors").is_file()
