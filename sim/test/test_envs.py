@@ -339,6 +339,9 @@ def _push_episode(env, seed: int, gain: float) -> bool:
 def test_push_real_defeats_the_sim_script_but_smaller_steps_solve_it():
     sim, real = sgft_sim.make_env("push", "sim", seed=0), sgft_sim.make_env("push", "real", seed=0)
     assert all(_push_episode(sim, seed, gain=1.0) for seed in range(2))
-    # the real controller moves 2.5× further than commanded: the sim-tuned script overshoots the goal
-    assert not any(_push_episode(real, seed, gain=1.0) for seed in range(2))
-    assert all(_push_episode(real, seed, gain=0.4) for seed in range(2))
+    # the real controller moves 2.5× further than commanded: the sim-tuned script mostly overshoots the goal (with the
+    # puck put back within ±2 cm, now and then the overshoot lands in it: 2 of these 8 here, and seed 1 succeeded on
+    # one machine and failed on another with the same pinned wheels, so count them, never name them), while 0.4×
+    # steps solve every episode
+    assert sum(_push_episode(real, seed, gain=1.0) for seed in range(8)) <= 3
+    assert all(_push_episode(real, seed, gain=0.4) for seed in range(8))
