@@ -9,7 +9,8 @@ imagined with the dynamics model (fine-tuned on real data) and the current actor
 
 Variants (`make_config(name)`); the only difference between them is the configuration:
     sgft          SGFT-SAC as above: 20 pre-collected π_sim episodes, fresh critic, α = 0.01 fixed, UTD 2, H = 1
-    sgft_kept_critic  SGFT starting from the simulator's critic: V_sim-bootstrapped H = 3 target, Huber loss
+    sgft_kept_critic  SGFT from the simulator's critic: V_sim-bootstrapped H = 3 target, Huber loss, 1000 warm-up
+                  updates (push's graph uses it: the fresh critic collapses there)
     sac_finetune  original reward, infinite horizon, continue from π_sim and its critic
     pbrs_sac      shaped reward r̄, infinite horizon (no cut), no imagined branches
     rlpd          fresh policy and LayerNorm critic ensemble, 50/50 sim/real batches, high UTD, autotuned α
