@@ -13,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from sgft_interfaces.share import installed_share
+
 TASKS = ("push", "hammer", "insert")
 
 
@@ -27,16 +29,7 @@ class GraphNode:
 
 def share_dir() -> Path:
     """This package's share directory when installed (colcon), else its source folder."""
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-
-        try:
-            return Path(get_package_share_directory("sgft_bringup"))
-        except PackageNotFoundError:
-            pass
-    except ImportError:
-        pass
-    return Path(__file__).resolve().parents[1]
+    return installed_share("sgft_bringup") or Path(__file__).resolve().parents[1]
 
 
 def load_config(task: str, config_file: str | os.PathLike | None = None) -> dict[str, dict]:

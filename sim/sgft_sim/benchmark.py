@@ -38,6 +38,7 @@ from sgft_core.checkpoint import atomic_write_bytes, load_checkpoint
 from sgft_core.finetune import METHODS, FinetuneLearner, make_config
 from sgft_core.replay import Batch
 from sgft_core.tasks import get_task
+from sgft_interfaces.share import installed_share
 from sgft_sim import make_env
 
 SUCCESS_THRESHOLD = 0.8
@@ -47,14 +48,8 @@ def default_checkpoint_dir() -> Path:
     """The shipped checkpoints: beside this package in a source checkout (sim/sgft_sim/benchmark.py →
     <repo>/sgft_bringup/checkpoints), else in sgft_bringup's installed share directory (after `colcon build`)."""
     source = Path(__file__).resolve().parents[2] / "sgft_bringup" / "checkpoints"
-    if source.is_dir():
-        return source
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        return Path(get_package_share_directory("sgft_bringup")) / "checkpoints"
-    except (ImportError, LookupError):  # no ament index, or sgft_bringup not installed (PackageNotFoundError)
-        return source
+    installed = installed_share("sgft_bringup")
+    return source if source.is_dir() or installed is None else installed / "checkpoints"
 
 
 DEFAULT_CHECKPOINT_DIR = default_checkpoint_dir()
