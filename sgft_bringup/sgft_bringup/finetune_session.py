@@ -26,9 +26,9 @@ from tqdm import tqdm  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from sgft_core.stats import wilson_interval  # noqa: E402
-from sgft_interfaces import EPISODE_EVENT_QOS, STATUS_QOS, Services, Topics  # noqa: E402
+from sgft_interfaces import EPISODE_EVENT_QOS, SENSOR_QOS, STATUS_QOS, Services, Topics  # noqa: E402
 from sgft_interfaces.node_main import declared  # noqa: E402
-from sgft_msgs.msg import EpisodeEvent, LearnerStatus  # noqa: E402
+from sgft_msgs.msg import EpisodeEvent, LearnerStatus, ObjectDetection  # noqa: E402
 from sgft_msgs.srv import ResetEpisode, StartEpisode  # noqa: E402
 
 
@@ -58,6 +58,8 @@ class FinetuneSession(Node):
         self.create_subscription(EpisodeEvent, Topics.EPISODE_EVENTS, self.events.append, EPISODE_EVENT_QOS)
         self.create_subscription(LearnerStatus, Topics.LEARNER_STATUS, self._on_status, STATUS_QOS)
         self.create_subscription(MarkerArray, Topics.VALUE_HEATMAP, self._on_heatmap, STATUS_QOS)
+        self.detection_stamp_ns = -1  # of the newest object detection, on the graph's clock
+        self.create_subscription(ObjectDetection, Topics.OBJECT_DETECTION, self._on_detection, SENSOR_QOS)
         self.reset_client = self.create_client(ResetEpisode, Services.RESET_EPISODE)
         self.start_client = self.create_client(StartEpisode, Services.START_EPISODE)
 
@@ -66,6 +68,9 @@ class FinetuneSession(Node):
 
     def _on_heatmap(self, msg: MarkerArray) -> None:
         self.heatmap = msg
+
+    def _on_detection(self, msg: ObjectDetection) -> None:
+        self.detection_stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
     # ------------------------------------------------------------------------------------------- plumbing
     def _spin_until(self, done, timeout_s: float, what: str) -> None:
@@ -85,7 +90,11 @@ class FinetuneSession(Node):
         reset = self._call(self.reset_client, ResetEpisode.Request(seed=-1), "reset")
         if not reset.success:
             raise SessionError(f"reset failed: {reset.message}")
-        time.sleep(0.3)  # let fresh state and a detection of the reset scene arrive
+        # The policy holds (and after max_hold_s aborts) without a fresh detection: start once perception has seen
+        # the reset scene (at the first start of the graph that also waits for perception to come up).
+        reset_ns = self.get_clock().now().nanoseconds
+        self._spin_until(lambda: self.detection_stamp_ns > reset_ns, 60.0,
+                         f"an object detection of the reset scene on {Topics.OBJECT_DETECTION}")
         for _ in range(20):
             started = self._call(self.start_client, StartEpisode.Request(evaluation=evaluation), "start")
             if started.accepted:

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from geometry_msgs.msg import Point
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import ColorRGBA
@@ -55,8 +56,8 @@ class LearnerNode(Node):
         self.publish_every = int(declare("publish_every_updates", 20, "publish actor weights every N updates"))
         self.checkpoint_every = int(declare("checkpoint_every_updates", 200, "checkpoint every N updates"))
         threads = int(declare("torch_threads", 2, "CPU threads for the gradient updates"))
-        status_period = float(declare("status_period_s", 1.0, "LearnerStatus period"))
-        heatmap_period = float(declare("heatmap_period_s", 2.0, "value heatmap period; 0 disables it"))
+        status_period = float(declare("status_period_s", 1.0, "LearnerStatus period (wall seconds)"))
+        heatmap_period = float(declare("heatmap_period_s", 2.0, "value heatmap period (wall seconds); 0 disables it"))
         self.heatmap_cells = int(declare("heatmap_cells", 24, "heatmap resolution per axis"))
         overrides = json.loads(declare("config_overrides", "{}", "JSON of FinetuneConfig fields to override"))
         if self.method not in METHODS:
@@ -92,9 +93,12 @@ class LearnerNode(Node):
         self.status_pub = self.create_publisher(LearnerStatus, Topics.LEARNER_STATUS, STATUS_QOS)
         self.heatmap_pub = self.create_publisher(MarkerArray, Topics.VALUE_HEATMAP, STATUS_QOS)
         self.create_subscription(Transition, Topics.TRANSITIONS, self._on_transition, TRANSITION_QOS)
-        self.create_timer(status_period, self._publish_status)
+        # Reports run on the wall clock: they describe this process (training runs on wall time too), and must keep
+        # coming while /clock stalls or has not reached this node yet.
+        wall = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(status_period, self._publish_status, clock=wall)
         if heatmap_period > 0:
-            self.create_timer(heatmap_period, self._publish_heatmap)
+            self.create_timer(heatmap_period, self._publish_heatmap, clock=wall)
         self._publish_weights()  # a policy node that starts later gets these (transient local)
         self.running = True
         self.trainer = threading.Thread(target=self._train, name="trainer", daemon=True)

@@ -85,12 +85,22 @@ def workdir():
         yield path
 
 
-def _learner(workdir: Path, run_dir: Path, name: str):
+def _learner(workdir: Path, run_dir: Path, name: str, **params):
     return start_node("sgft_learner.learner_node", {
         "task": "push", "checkpoint": str(workdir / "push.safetensors"), "run_dir": str(run_dir),
         "config_overrides": OVERRIDES, "status_period_s": 0.2, "publish_every_updates": 5,
-        "checkpoint_every_updates": 20, "torch_threads": 1,
+        "checkpoint_every_updates": 20, "torch_threads": 1, **params,
     }, str(workdir / f"{name}.log"))
+
+
+def test_status_comes_on_sim_time_without_a_clock(workdir, ros):
+    """Under use_sim_time with no /clock (a simulator not up yet, or stalled) the learner still reports."""
+    proc = _learner(workdir, workdir / "run_no_clock", "learner_no_clock", use_sim_time=True)
+    peer = Peer(ros)
+    try:
+        assert spin_until(ros, lambda: len(peer.status) >= 3, 60), node_log(proc)
+    finally:
+        stop_node(proc)
 
 
 def test_store_rejections_weights_and_resume_after_sigkill(workdir, ros):

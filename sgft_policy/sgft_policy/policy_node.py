@@ -106,6 +106,7 @@ class PolicyNode(Node):
         # how old (by its stamp, on this node's clock) the object detection is when a command is computed from it: a
         # detection older than about a period shows the object before the last command took effect
         self.detection_ages: collections.deque[float] = collections.deque(maxlen=500)
+        self.tick_lateness: collections.deque[float] = collections.deque(maxlen=500)  # node clock past the multiple
         self.rejections: collections.Counter[str] = collections.Counter()
 
         self.create_subscription(PoseStamped, Topics.ROBOT_POSE, self._on_pose, ROBOT_STATE_QOS)
@@ -123,7 +124,11 @@ class PolicyNode(Node):
         self.create_service(StopEpisode, Services.STOP_EPISODE, self._on_stop)
         self.create_service(SetBool, Services.SET_ESTOP, self._on_set_estop)
         self._recover_episode()
-        self.timer = self.create_timer(self.period, self._tick)
+        # Ticks fall on multiples of the control period of this node's clock, so a simulated camera can phase its
+        # frames to them (sgft_sim.robot_node). An rcl timer would tick on multiples counted from whenever it was
+        # created; this one polls at 1/50 of the period and ticks on the first clock reading past each multiple.
+        self.tick_index: int | None = None
+        self.timer = self.create_timer(self.period / 50.0, self._on_clock)
         self.create_timer(p["stats_period_s"], self._log_stats)
         self.get_logger().info(
             f"policy for task '{self.spec.name}' at {1 / self.period:.1f} Hz, checkpoint {p['checkpoint']}, "
@@ -367,6 +372,17 @@ class PolicyNode(Node):
             return None, f"observation non-finite or out of bounds: {np.array2string(obs, precision=3)}"
         return obs, ""
 
+    def _on_clock(self) -> None:
+        now_ns = self.get_clock().now().nanoseconds
+        if now_ns == 0:
+            return  # no /clock yet
+        index = now_ns // round(self.period * 1e9)
+        if index != self.tick_index:
+            self.tick_index = index
+            if self.running:
+                self.tick_lateness.append(now_ns * 1e-9 - index * self.period)
+            self._tick()
+
     def _tick(self) -> None:
         now = self._now()
         wall = time.perf_counter()
@@ -475,8 +491,9 @@ class PolicyNode(Node):
     # ------------------------------------------------------------------------------------------------ statistics
     def timing_stats(self) -> dict:
         """Wall-clock loop periods during episodes (under sim time the nominal wall period is period / time scale,
-        so jitter is taken around the median), the observation-to-command compute latency, and the age of the
-        object detection each command was computed from (this node's clock: sim time under the simulated robot)."""
+        so jitter is taken around the median), the observation-to-command compute latency, how late each tick ran
+        after its multiple of the period and the age of the object detection each command was computed from (these
+        two on this node's clock: sim time under the simulated robot)."""
         periods = np.array(self.tick_periods) if self.tick_periods else np.array([self.period])
         latency = np.array(self.command_latencies) if self.command_latencies else np.array([0.0])
         return {
@@ -484,6 +501,9 @@ class PolicyNode(Node):
             "period_jitter_p99_ms": 1e3 * float(np.percentile(np.abs(periods - np.median(periods)), 99)),
             "obs_to_command_median_ms": 1e3 * float(np.median(latency)),
             "obs_to_command_p99_ms": 1e3 * float(np.percentile(latency, 99)),
+            **({"tick_lateness_median_ms": 1e3 * float(np.median(self.tick_lateness)),
+                "tick_lateness_p99_ms": 1e3 * float(np.percentile(self.tick_lateness, 99))}
+               if self.tick_lateness else {}),
             **({"detection_age_median_ms": 1e3 * float(np.median(self.detection_ages)),
                 "detection_age_p99_ms": 1e3 * float(np.percentile(self.detection_ages, 99))}
                if self.detection_ages else {}),

@@ -59,6 +59,7 @@ class FakeRobot:
         self.ee = np.array([*start_xy, SPEC.ee_height])
         self.camera_on = True
         self.commands: list[tuple[float, np.ndarray, np.ndarray]] = []  # (time, pose before, target)
+        self.command_stamps: list[float] = []  # header stamps: the policy's clock at its tick
         self.transitions: list[Transition] = []
         self.events: list[EpisodeEvent] = []
         self.pose_pub = node.create_publisher(PoseStamped, Topics.ROBOT_POSE, ROBOT_STATE_QOS)
@@ -75,6 +76,7 @@ class FakeRobot:
     def _on_target(self, msg: PoseStamped) -> None:
         target = np.array([msg.pose.position.x, msg.pose.position.y, msg.pose.position.z])
         self.commands.append((time.monotonic(), self.ee.copy(), target))
+        self.command_stamps.append(msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
         self.ee = target
 
     def publish(self) -> None:
@@ -285,7 +287,8 @@ def test_killed_policy_node_sends_nothing_and_its_episode_is_aborted_on_restart(
 
 
 def test_sim_time_stall_and_clock_jump_give_no_burst_of_commands(workdir, ros):
-    """/clock stalls for 2 s, then jumps 10 s ahead: no command while time stands still, none in a burst after."""
+    """Ticks on multiples of the period of sim time; /clock stalls for 2 s, then jumps 10 s ahead: no command while
+    time stands still, none in a burst after."""
     from rosgraph_msgs.msg import Clock
 
     clock_pub = ros.create_publisher(Clock, Topics.CLOCK, 10)
@@ -315,6 +318,10 @@ def test_sim_time_stall_and_clock_jump_give_no_burst_of_commands(workdir, ros):
         assert call(ros, robot.start, StartEpisode.Request(), step=robot.publish).accepted, node_log(proc)
         robot.run(1.5)
         assert len(robot.commands) >= 4, node_log(proc)
+        # ticks fall on multiples of the period (0.2 s) of sim time, which began at 100.0 s plus however long the
+        # node took to start: a phase fixed at timer creation would sit anywhere in [0, 0.2)
+        phase = np.array(robot.command_stamps) % 0.2
+        assert np.median(np.minimum(phase, 0.2 - phase)) < 0.03, f"tick phases {phase.round(3)}"
         sim["running"] = False  # the simulator stalls
         robot.run(0.3)
         n_stalled = len(robot.commands)

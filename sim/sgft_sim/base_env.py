@@ -207,16 +207,19 @@ class FrankaTaskEnv(gym.Env):
 
     # The proxy's mis-calibrated action magnitude, in one place for the env and the simulated robot node: a commanded
     # change of the measured state reaches the controller multiplied by proxy.action_scale.
-    def scaled_ee_target(self, delta: np.ndarray) -> np.ndarray:
-        """End-effector target for a commanded change `delta` (x, y or x, y, z) of the measured position."""
-        target = self.ee_position()
+    def scaled_ee_target(self, delta: np.ndarray, measured: np.ndarray | None = None) -> np.ndarray:
+        """End-effector target for a commanded change `delta` (x, y or x, y, z) of the measured position (now, or
+        `measured`: the position the command was computed from)."""
+        target = self.ee_position() if measured is None else np.array(measured, dtype=np.float64)
         target[: len(delta)] += self.proxy.action_scale * np.asarray(delta, dtype=np.float64)
         return target
 
-    def scaled_joint_targets(self, deltas: dict[str, float]) -> np.ndarray:
-        """Targets of the 7 arm joints for commanded changes of some joints' measured positions (by name); the other
-        joints keep their current targets, as the real controller does."""
-        targets, measured = self.arm.joint_targets(), self.arm.q()
+    def scaled_joint_targets(self, deltas: dict[str, float], measured: np.ndarray | None = None) -> np.ndarray:
+        """Targets of the 7 arm joints for commanded changes of some joints' measured positions (by name; now, or
+        `measured`: the positions the command was computed from); the other joints keep their current targets, as
+        the real controller does."""
+        targets = self.arm.joint_targets()
+        measured = self.arm.q() if measured is None else np.asarray(measured, dtype=np.float64)
         for i, name in enumerate(JOINT_NAMES):
             if name in deltas:
                 targets[i] = measured[i] + self.proxy.action_scale * deltas[name]

@@ -9,10 +9,19 @@ the last one, as the impedance controller does. The proxy's gaps apply to comman
 rescaled (action_scale) and each command takes effect after a random delay (latency), so that the action is held
 for a random 0.6–1.4 control periods, like the env's `hold_periods`.
 The object's true position goes out on a debug topic so tests can grade perception.
+
+Camera timing. A real D455 streams at 30 Hz, so the cloud behind the policy's detection is a few tens of ms old at
+each 5 Hz tick. Rendering 30 Hz clouds in the sim would eat these two cores, so the sim renders few frames but puts
+them where they count: one state step before each multiple of the camera period (the policy node ticks on multiples
+of its control period), and, while a perception node is up, it waits (wall time, bounded by
+perception_sync_timeout_s) for the detections of a frame before it advances the clock. The detection a tick acts on
+is then one state step old (sim time) whatever the load on the machine, as the benchmark env's observation is; a
+free-running camera lagged 80–400 ms here, up to two whole control steps.
 """
 
 from __future__ import annotations
 
+import collections
 import sys
 import threading
 import time
@@ -29,6 +38,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from sgft_interfaces import COMMAND_QOS, ROBOT_STATE_QOS, SENSOR_QOS, Services, Topics
 from sgft_interfaces.node_main import declared, run_node
+from sgft_msgs.msg import ObjectDetection
 from sgft_msgs.srv import ResetEpisode
 from sgft_perception.pointcloud2 import build_pointcloud2
 from sgft_sim import make_env
@@ -53,12 +63,23 @@ class SimRobotNode(Node):
         self.seed = int(declare("seed", 0, "seed of the first reset; later resets continue the sequence"))
         self.time_scale = float(declare("time_scale", 4.0, "sim seconds per wall second (1.0 = real time)"))
         self.state_period = 1.0 / float(declare("state_rate_hz", 50.0, "robot state publication rate (sim time)"))
-        self.camera_period = 1.0 / float(declare("camera_rate_hz", 10.0, "point cloud rate per camera (sim time)"))
+        self.camera_period = 1.0 / float(declare("camera_rate_hz", 5.0, "point cloud rate per camera (sim time)"))
         self.cameras = list(declare("cameras", ["camera1"], f"simulated cameras, from {list(CAMERA_NAMES)}"))
         self.cloud_size = (int(declare("cloud_width", 424, "depth width (848 or 424 on a D455)")),
                            int(declare("cloud_height", 240, "depth height (480 or 240 on a D455)")))
+        self.sync_timeout = float(declare(
+            "perception_sync_timeout_s", 1.0,
+            "wall seconds the sim waits for perception's detections of each frame before it goes on "
+            "(only while a perception node is up; 0 = free-running camera)"))
         if not 0.05 <= self.time_scale <= 50.0:
             raise ValueError(f"time_scale={self.time_scale} outside [0.05, 50]")
+        if not 0.0 <= self.sync_timeout <= 10.0:
+            raise ValueError(f"perception_sync_timeout_s={self.sync_timeout} outside [0, 10]")
+        # Frames fall on whole state steps: camera_steps steps apart, one step before a multiple of the camera period.
+        self.camera_steps = max(1, round(self.camera_period / self.state_period))
+        if abs(self.camera_steps * self.state_period - self.camera_period) > 1e-9:
+            raise ValueError(f"camera_rate_hz: the camera period {self.camera_period} s is not a whole number of "
+                             f"state periods ({self.state_period} s)")
         if not set(self.cameras) <= set(CAMERA_NAMES) or not self.cameras:
             raise ValueError(f"cameras={self.cameras}: choose from {list(CAMERA_NAMES)}")
 
@@ -68,8 +89,12 @@ class SimRobotNode(Node):
         self.rng = np.random.default_rng(self.seed + 1)
         self.lock = threading.Lock()
         self.pending: list[tuple[float, tuple[str, np.ndarray]]] = []  # (sim time to apply, scaled command)
+        self.steps = 0  # state steps since start: sim time is steps * state_period (no drift from adding floats)
+        # (step, ee position, joint positions) as published, for scaling a command against what it was computed from
+        self.history: collections.deque[tuple[int, np.ndarray, np.ndarray]] = collections.deque(maxlen=100)
         self.sim_time = 0.0
-        self.next_camera = 0.0
+        self.detected = threading.Condition()
+        self.detected_stamps: dict[int, int] = {}  # frame stamp (ns) -> detections seen with it
         self.resets = 0
         self.env.reset(seed=self.seed)
 
@@ -86,6 +111,7 @@ class SimRobotNode(Node):
         self.create_subscription(PoseStamped, target_topic, self._on_command, COMMAND_QOS)
         self.create_subscription(JointTrajectory, trajectory_topic, self._on_command, COMMAND_QOS)
         self.create_service(ResetEpisode, Services.RESET_EPISODE, self._on_reset)
+        self.create_subscription(ObjectDetection, Topics.OBJECT_DETECTION, self._on_detection, SENSOR_QOS)
         for name in self.cameras:
             extrinsic = self.env.point_cloud(name, 8, 8).camera_to_base
             self.get_logger().info(f"{name} optical frame -> {BASE_FRAME}: translation "
@@ -99,9 +125,10 @@ class SimRobotNode(Node):
     # ------------------------------------------------------------------------------------------------ commands
     def _on_command(self, msg) -> None:
         with self.lock:
-            # Scale now, against the state the command was computed from (as the env does at the start of a step);
-            # scaling at the delayed moment of application would multiply the motion made meanwhile by
-            # action_scale too, and above 2 that feedback loop diverges.
+            # Scale now, against the state the command was computed from (its stamp: the policy's tick), as the env
+            # does at the start of a step. Against a later state, the motion made meanwhile would be multiplied by
+            # action_scale too, and above 2 that feedback loop diverges: on a loaded machine a command reaching the
+            # sim a few state steps late set the arm swinging ±0.6 m across the table.
             command = self._scaled_command(msg)
             if command is None:
                 return
@@ -123,15 +150,28 @@ class SimRobotNode(Node):
             if not np.isfinite(target).all():
                 self.get_logger().error("ignoring non-finite Cartesian target")
                 return None
-            return "cartesian", self.env.scaled_ee_target(target - self.env.ee_position())
+            ee, _ = self._measured_at(msg.header.stamp)
+            return "cartesian", self.env.scaled_ee_target(target - ee, measured=ee)
         if not msg.points:
             return None
-        names, q, _ = self.env.joint_state()
+        names = self.env.joint_state()[0]
+        _, q = self._measured_at(msg.header.stamp)
         goal = dict(zip(msg.joint_names, msg.points[0].positions, strict=False))
         if not np.isfinite(list(goal.values())).all():
             self.get_logger().error("ignoring non-finite joint target")
             return None
-        return "joint", self.env.scaled_joint_targets({n: goal[n] - q[i] for i, n in enumerate(names) if n in goal})
+        return "joint", self.env.scaled_joint_targets(
+            {n: goal[n] - q[i] for i, n in enumerate(names) if n in goal}, measured=q)
+
+    def _measured_at(self, stamp: TimeMsg) -> tuple[np.ndarray, np.ndarray]:
+        """End-effector position and joint positions published last at or before `stamp` (sim time); the current
+        ones for an unstamped command or one older than the history (then nothing better is known)."""
+        step = int((stamp.sec + 1e-9 * stamp.nanosec) / self.state_period + 1e-6)
+        if self.history and self.history[0][0] <= step:
+            for recorded, ee, q in reversed(self.history):
+                if recorded <= step:
+                    return ee, q
+        return self.env.ee_position(), self.env.joint_state()[1]
 
     def _apply(self, command: tuple[str, np.ndarray]) -> None:
         kind, target = command
@@ -146,12 +186,43 @@ class SimRobotNode(Node):
             seed = int(request.seed) if request.seed >= 0 else self.seed + self.resets
             self.env.reset(seed=seed)
             self.pending.clear()
+            self.history.clear()  # a command from before the reset is scaled against the reset state
         response.success, response.message = True, f"reset with seed {seed}"
         return response
 
+    # ------------------------------------------------------------------------------------------ perception sync
+    def _on_detection(self, msg: ObjectDetection) -> None:
+        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self.detected:
+            self.detected_stamps[stamp_ns] = self.detected_stamps.get(stamp_ns, 0) + 1
+            self.detected.notify_all()
+
+    def _wait_for_detections(self, stamp: TimeMsg) -> bool:
+        """Block (wall time, at most perception_sync_timeout_s) until perception has published one detection per
+        camera for the frame stamped `stamp`; True when it did, or when no perception node is up or listening yet."""
+        if (self.sync_timeout <= 0.0 or self.count_publishers(Topics.OBJECT_DETECTION) == 0
+                or any(pub.get_subscription_count() == 0 for pub in self.cloud_pubs.values())):
+            return True
+        stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+        with self.detected:
+            seen = self.detected.wait_for(
+                lambda: not self.running or self.detected_stamps.get(stamp_ns, 0) >= len(self.cameras),
+                timeout=self.sync_timeout)
+            self.detected_stamps = {t: n for t, n in self.detected_stamps.items() if t > stamp_ns}
+        return seen
+
     # ---------------------------------------------------------------------------------------------- simulation
     def _run(self) -> None:
+        try:
+            self._simulate()
+        except Exception:
+            if self.running and rclpy.ok():
+                raise
+            # shutting down: the context went away between the check and a publish
+
+    def _simulate(self) -> None:
         wall_start, sim_start = time.monotonic(), self.sim_time
+        late_frames = 0
         while self.running and rclpy.ok():
             with self.lock:
                 due = [m for t, m in self.pending if t <= self.sim_time]
@@ -159,12 +230,13 @@ class SimRobotNode(Node):
                 for command in due:
                     self._apply(command)
                 self.env.simulate(self.state_period)
-                self.sim_time += self.state_period
+                self.steps += 1
+                self.sim_time = self.steps * self.state_period
                 stamp = _stamp(self.sim_time)
                 self._publish_state(stamp)
+                self.history.append((self.steps, self.env.ee_position(), self.env.joint_state()[1]))
                 clouds = []
-                if self.sim_time + 1e-9 >= self.next_camera:
-                    self.next_camera = self.sim_time + self.camera_period
+                if (self.steps + 1) % self.camera_steps == 0:
                     clouds = [(name, self.env.point_cloud(name, *self.cloud_size)) for name in self.cameras]
             if not rclpy.ok():
                 break  # shutting down: the publishers' context is gone
@@ -172,6 +244,14 @@ class SimRobotNode(Node):
             for name, cloud in clouds:
                 self.cloud_pubs[name].publish(
                     build_pointcloud2(cloud.xyz, cloud.rgb, f"{name}_depth_optical_frame", stamp))
+            if clouds:
+                waited = time.monotonic()
+                if not self._wait_for_detections(stamp):
+                    late_frames += 1
+                    self.get_logger().warning(
+                        f"no detection within {self.sync_timeout} s of the frame at sim time {self.sim_time:.2f} s "
+                        f"({late_frames} so far): going on without it", throttle_duration_sec=10.0)
+                wall_start += time.monotonic() - waited  # sim time stood still meanwhile: nothing to catch up on
             # pace: sim time runs time_scale times faster than the wall clock (never faster than we can compute)
             ahead = (self.sim_time - sim_start) / self.time_scale - (time.monotonic() - wall_start)
             if ahead > 0:
@@ -200,6 +280,8 @@ class SimRobotNode(Node):
     def destroy_node(self) -> None:
         if hasattr(self, "thread"):  # not when the constructor refused to start
             self.running = False
+            with self.detected:
+                self.detected.notify_all()
             self.thread.join(timeout=5.0)
             self.env.close()
         super().destroy_node()

@@ -1,9 +1,12 @@
-"""The simulated robot node's command path (in process, no DDS peers): the proxy's action scale is applied to the
-commanded change against the state at receipt, not at the delayed moment the command takes effect."""
+"""The simulated robot node: its command path in process (the proxy's action scale is applied to the commanded
+change against the state the command was computed from, not at the delayed moment it takes effect), and its camera
+timing over DDS."""
 
 import os
 
 os.environ.setdefault("MUJOCO_GL", "osmesa")
+
+import time
 
 import numpy as np
 import pytest
@@ -48,9 +51,80 @@ def test_scale_is_applied_at_receipt_and_the_delay_does_not_amplify_motion(node)
     np.testing.assert_allclose(node.env._ee_target, expected)
 
 
+def test_a_late_command_is_scaled_against_the_state_it_was_computed_from(node):
+    """A command stamped at an earlier state step (the policy's tick) that reaches the sim after the arm has moved
+    on is scaled against the position published at its stamp, not against the current one."""
+    then = node.env.ee_position()
+    node.history.append((50, then.copy(), node.env.joint_state()[1]))
+    node.env.set_ee_target(then + np.array([0.05, 0.0, 0.0]))
+    node.env.simulate(0.2)  # the arm moves on meanwhile
+    assert np.linalg.norm(node.env.ee_position() - then) > 0.01
+    msg = _target(then + np.array([0.02, 0.01, 0.0]))
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 1, 10_000_000  # 1.01 s = step 50 at 50 Hz
+    node._on_command(msg)
+    (_, (_, scaled)), = node.pending
+    np.testing.assert_allclose(scaled, then + 2.5 * np.array([0.02, 0.01, 0.0]))
+
+
 def test_bad_targets_are_refused_before_they_are_queued(node):
     node._on_command(_target([np.nan, 0.0, 0.1]))
     bad_frame = _target([0.4, 0.0, 0.02])
     bad_frame.header.frame_id = "camera1_depth_optical_frame"
     node._on_command(bad_frame)
     assert node.pending == []
+
+
+def test_frames_precede_the_control_ticks_and_the_clock_waits_for_their_detections(tmp_path):
+    """Over DDS, with this test standing in for perception: each cloud is stamped one state step before a multiple
+    of the camera period (5 Hz here, as push.yaml: one state step before each policy tick), and while a detection
+    is owed /clock stands still; the sim goes on once it arrives."""
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import PointCloud2
+
+    from sgft_interfaces import SENSOR_QOS, Topics
+    from sgft_interfaces.testing import isolate_domain, node_log, spin_until, start_node, stop_node
+    from sgft_msgs.msg import ObjectDetection
+
+    isolate_domain()
+    proc = start_node("sgft_sim.robot_node", {"time_scale": 4.0, "camera_rate_hz": 5.0, "cloud_width": 106,
+                                              "cloud_height": 60, "perception_sync_timeout_s": 5.0},
+                      str(tmp_path / "sim.log"))
+    rclpy.init()
+    ros = rclpy.create_node("sim_sync_test")
+    frames: list[int] = []  # stamps (ns) of the clouds received
+    clocks: list[tuple[float, int]] = []  # (wall time, sim ns)
+    held = {"stamp": None, "until": 0.0}
+    pub = ros.create_publisher(ObjectDetection, Topics.OBJECT_DETECTION, SENSOR_QOS)
+
+    def detect(stamp) -> None:
+        out = ObjectDetection(valid=False, reason="test")
+        out.header.stamp = stamp
+        pub.publish(out)
+
+    def on_cloud(msg: PointCloud2) -> None:
+        frames.append(msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec)
+        if len(frames) == 6:  # hold this one's detection back for a second of wall time
+            held.update(stamp=msg.header.stamp, until=time.monotonic() + 1.0)
+        else:
+            detect(msg.header.stamp)
+
+    def release() -> None:
+        if held["stamp"] is not None and time.monotonic() > held["until"]:
+            detect(held["stamp"])
+            held["stamp"] = None
+
+    ros.create_subscription(PointCloud2, Topics.CAMERA_CLOUDS[0], on_cloud, SENSOR_QOS)
+    ros.create_subscription(Clock, Topics.CLOCK, lambda m: clocks.append(
+        (time.monotonic(), m.clock.sec * 1_000_000_000 + m.clock.nanosec)), 10)
+    try:
+        assert spin_until(ros, lambda: len(frames) >= 10, 60.0, release), node_log(proc)
+        step_ns, camera_ns = 20_000_000, 200_000_000
+        assert all((stamp + step_ns) % camera_ns == 0 for stamp in frames), frames
+        held_stamp = frames[5]
+        during = [ns for wall, ns in clocks if held_stamp < ns and wall < held["until"] - 0.1]
+        assert not during, f"/clock went on to {during[-1]} ns while the detection of {held_stamp} was owed"
+        assert frames[-1] > held_stamp, "the sim did not go on after the detection arrived"
+    finally:
+        ros.destroy_node()
+        rclpy.shutdown()
+        stop_node(proc)
