@@ -257,6 +257,7 @@ def test_out_of_range_parameters_are_refused(workdir):
 
 def test_killed_policy_node_sends_nothing_and_its_episode_is_aborted_on_restart(workdir, ros):
     robot = FakeRobot(ros, start_xy=(0.35, 0.0))
+    since = time.time()  # latched events of earlier tests' nodes may still reach this fresh subscription
     proc = _policy(workdir, "policy_kill")
     try:
         robot.run(1.0)
@@ -269,7 +270,9 @@ def test_killed_policy_node_sends_nothing_and_its_episode_is_aborted_on_restart(
     n_commands = len(robot.commands)
     robot.run(1.0)
     assert len(robot.commands) == n_commands, "targets arrived after the policy node died"
-    assert not any(e.event in (EpisodeEvent.FINISHED, EpisodeEvent.ABORTED) for e in robot.events)
+    ended = [e for e in robot.events if e.event in (EpisodeEvent.FINISHED, EpisodeEvent.ABORTED)
+             and e.episode_id == started.episode_id and e.header.stamp.sec + 1e-9 * e.header.stamp.nanosec >= since]
+    assert not ended, [(e.episode_id, e.event, e.reason) for e in ended]
 
     proc = _policy(workdir, "policy_kill")  # same state files: the same robot's policy node, restarted
     try:
