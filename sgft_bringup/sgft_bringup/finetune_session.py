@@ -22,6 +22,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from rclpy.time import Time  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
@@ -70,7 +71,7 @@ class FinetuneSession(Node):
         self.heatmap = msg
 
     def _on_detection(self, msg: ObjectDetection) -> None:
-        self.detection_stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        self.detection_stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
 
     # ------------------------------------------------------------------------------------------- plumbing
     def _spin_until(self, done, timeout_s: float, what: str) -> None:

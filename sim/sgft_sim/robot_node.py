@@ -32,6 +32,7 @@ import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy.node import Node
+from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState, PointCloud2
 from trajectory_msgs.msg import JointTrajectory
@@ -192,7 +193,7 @@ class SimRobotNode(Node):
 
     # ------------------------------------------------------------------------------------------ perception sync
     def _on_detection(self, msg: ObjectDetection) -> None:
-        stamp_ns = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
         with self.detected:
             self.detected_stamps[stamp_ns] = self.detected_stamps.get(stamp_ns, 0) + 1
             self.detected.notify_all()
@@ -203,7 +204,7 @@ class SimRobotNode(Node):
         if (self.sync_timeout <= 0.0 or self.count_publishers(Topics.OBJECT_DETECTION) == 0
                 or any(pub.get_subscription_count() == 0 for pub in self.cloud_pubs.values())):
             return True
-        stamp_ns = stamp.sec * 1_000_000_000 + stamp.nanosec
+        stamp_ns = Time.from_msg(stamp).nanoseconds
         with self.detected:
             seen = self.detected.wait_for(
                 lambda: not self.running or self.detected_stamps.get(stamp_ns, 0) >= len(self.cameras),
