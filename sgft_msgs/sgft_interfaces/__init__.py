@@ -6,6 +6,7 @@ parameters may rename a topic on a given robot (a controller's target topic, a c
 """
 
 from sgft_interfaces.qos import (
+    CLOCK_QOS,
     COMMAND_QOS,
     EPISODE_EVENT_QOS,
     ESTOP_QOS,
@@ -18,6 +19,7 @@ from sgft_interfaces.qos import (
 from sgft_interfaces.topics import Services, Topics
 
 __all__ = [
+    "CLOCK_QOS",
     "COMMAND_QOS",
     "EPISODE_EVENT_QOS",
     "ESTOP_QOS",

@@ -5,6 +5,9 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 # Camera clouds: only the newest matters and an 8 MB cloud must never queue up behind older ones.
 SENSOR_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
 
+# /clock, as rclpy's time source subscribes to it: only the newest time matters.
+CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
+
 # franka_ros2 publishes robot state BEST_EFFORT; a RELIABLE subscriber would receive nothing from it.
 ROBOT_STATE_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
 

@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
@@ -34,6 +36,7 @@ from sgft_core.observation import assemble_observation, observation_sources
 from sgft_core.safety import SafetyEnvelope
 from sgft_core.tasks import get_task
 from sgft_interfaces import (
+    CLOCK_QOS,
     COMMAND_QOS,
     EPISODE_EVENT_QOS,
     ESTOP_QOS,
@@ -124,11 +127,17 @@ class PolicyNode(Node):
         self.create_service(StopEpisode, Services.STOP_EPISODE, self._on_stop)
         self.create_service(SetBool, Services.SET_ESTOP, self._on_set_estop)
         self._recover_episode()
-        # Ticks fall on multiples of the control period of this node's clock, so a simulated camera can phase its
-        # frames to them (sgft_sim.robot_node). An rcl timer would tick on multiples counted from whenever it was
-        # created; this one polls at 1/50 of the period and ticks on the first clock reading past each multiple.
+        # Ticks fall on multiples of the control period of this node's clock, so a simulated robot can phase its
+        # camera frames to them and wait for each tick's command (sgft_sim.robot_node). An rcl timer would tick on
+        # multiples counted from whenever it was created. Under sim time the tick runs in the callback of the /clock
+        # message that crosses a multiple, so it never waits for the next one (a simulated robot that holds its
+        # clock until it has the command would otherwise wait in vain); on the wall clock a poll at 1/50 of the
+        # period ticks on the first reading past each multiple.
         self.tick_index: int | None = None
-        self.timer = self.create_timer(self.period / 50.0, self._on_clock)
+        if self.get_parameter("use_sim_time").value:
+            self.create_subscription(Clock, Topics.CLOCK, self._on_clock_message, CLOCK_QOS)
+        else:
+            self.create_timer(self.period / 50.0, self._on_poll)
         self.create_timer(p["stats_period_s"], self._log_stats)
         self.get_logger().info(
             f"policy for task '{self.spec.name}' at {1 / self.period:.1f} Hz, checkpoint {p['checkpoint']}, "
@@ -372,8 +381,14 @@ class PolicyNode(Node):
             return None, f"observation non-finite or out of bounds: {np.array2string(obs, precision=3)}"
         return obs, ""
 
-    def _on_clock(self) -> None:
-        now_ns = self.get_clock().now().nanoseconds
+    def _on_poll(self) -> None:
+        self._on_time(self.get_clock().now().nanoseconds)
+
+    def _on_clock_message(self, msg: Clock) -> None:
+        # this callback may run before the time source's own one for the same message: take the later of the two
+        self._on_time(max(Time.from_msg(msg.clock).nanoseconds, self.get_clock().now().nanoseconds))
+
+    def _on_time(self, now_ns: int) -> None:
         if now_ns == 0:
             return  # no /clock yet
         index = now_ns // round(self.period * 1e9)
@@ -381,10 +396,10 @@ class PolicyNode(Node):
             self.tick_index = index
             if self.running:
                 self.tick_lateness.append(now_ns * 1e-9 - index * self.period)
-            self._tick()
+            self._tick(now_ns)
 
-    def _tick(self) -> None:
-        now = self._now()
+    def _tick(self, now_ns: int) -> None:
+        now = now_ns * 1e-9
         wall = time.perf_counter()
         if self.last_tick is not None and self.running:
             self.tick_periods.append(wall - self.last_tick)  # wall clock: what the controller experiences
@@ -407,7 +422,7 @@ class PolicyNode(Node):
             if done:
                 return
         action = np.asarray(self.actor.act(obs, deterministic=self.evaluation), dtype=np.float32)
-        target = self._command(obs, action)
+        target = self._command(obs, action, Time(nanoseconds=now_ns).to_msg())
         if target is None:
             self._hold("no safe target for the current state", now)
             return
@@ -447,11 +462,11 @@ class PolicyNode(Node):
             return True
         return False
 
-    def _command(self, obs: np.ndarray, action: np.ndarray) -> np.ndarray | None:
-        """Bound the actor's action to a safe target and publish it; returns the target (None: nothing sent)."""
+    def _command(self, obs: np.ndarray, action: np.ndarray, stamp) -> np.ndarray | None:
+        """Bound the actor's action to a safe target and publish it stamped with its tick's time; returns the target
+        (None: nothing sent)."""
         spec = self.spec
         delta = np.clip(np.nan_to_num(action, nan=0.0), -1.0, 1.0) * spec.max_delta
-        stamp = self.get_clock().now().to_msg()
         if spec.action_kind == "cartesian":
             ee = np.array([self.pose[0].pose.position.x, self.pose[0].pose.position.y,
                            self.pose[0].pose.position.z])

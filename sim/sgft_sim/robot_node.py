@@ -17,6 +17,12 @@ of its control period), and, while a perception node is up, it waits (wall time,
 perception_sync_timeout_s) for the detections of a frame before it advances the clock. The detection a tick acts on
 is then one state step old (sim time) whatever the load on the machine, as the benchmark env's observation is; a
 free-running camera lagged 80–400 ms here, up to two whole control steps.
+
+Command timing. For the same reason, during an episode (the policy node's EpisodeEvents: started or resumed, not
+holding or ended) the sim holds its clock at each multiple of the task's control period until the policy's command
+for that tick has arrived (bounded by command_sync_timeout_s). A loaded machine then slows the graph down instead of
+applying commands one or more state steps late, which the benchmark env never does (in a full demo the policy's
+command came a median 20 ms, p99 120 ms of sim time after its tick).
 """
 
 from __future__ import annotations
@@ -37,9 +43,9 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState, PointCloud2
 from trajectory_msgs.msg import JointTrajectory
 
-from sgft_interfaces import COMMAND_QOS, ROBOT_STATE_QOS, SENSOR_QOS, Services, Topics
+from sgft_interfaces import COMMAND_QOS, EPISODE_EVENT_QOS, ROBOT_STATE_QOS, SENSOR_QOS, Services, Topics
 from sgft_interfaces.node_main import declared, run_node
-from sgft_msgs.msg import ObjectDetection
+from sgft_msgs.msg import EpisodeEvent, ObjectDetection
 from sgft_msgs.srv import ResetEpisode
 from sgft_perception.pointcloud2 import build_pointcloud2
 from sgft_sim import make_env
@@ -72,10 +78,16 @@ class SimRobotNode(Node):
             "perception_sync_timeout_s", 1.0,
             "wall seconds the sim waits for perception's detections of each frame before it goes on "
             "(only while a perception node is up; 0 = free-running camera)"))
+        self.command_timeout = float(declare(
+            "command_sync_timeout_s", 1.0,
+            "wall seconds the sim waits at each control tick of a running episode for the policy's command before it "
+            "goes on (0 = never waits)"))
         if not 0.05 <= self.time_scale <= 50.0:
             raise ValueError(f"time_scale={self.time_scale} outside [0.05, 50]")
-        if not 0.0 <= self.sync_timeout <= 10.0:
-            raise ValueError(f"perception_sync_timeout_s={self.sync_timeout} outside [0, 10]")
+        for name, value in (("perception_sync_timeout_s", self.sync_timeout),
+                            ("command_sync_timeout_s", self.command_timeout)):
+            if not 0.0 <= value <= 10.0:
+                raise ValueError(f"{name}={value} outside [0, 10]")
         # Frames fall on whole state steps: camera_steps steps apart, one step before a multiple of the camera period.
         self.camera_steps = max(1, round(self.camera_period / self.state_period))
         if abs(self.camera_steps * self.state_period - self.camera_period) > 1e-9:
@@ -86,6 +98,10 @@ class SimRobotNode(Node):
 
         self.env = make_env(task, proxy, seed=self.seed)
         self.spec = self.env.task
+        self.control_steps = round(self.spec.control_period / self.state_period)
+        if abs(self.control_steps * self.state_period - self.spec.control_period) > 1e-9:
+            raise ValueError(f"state_rate_hz: the control period {self.spec.control_period} s is not a whole number "
+                             f"of state periods ({self.state_period} s)")
         self.proxy = self.env.proxy
         self.rng = np.random.default_rng(self.seed + 1)
         self.lock = threading.Lock()
@@ -94,8 +110,11 @@ class SimRobotNode(Node):
         # (step, ee position, joint positions) as published, for scaling a command against what it was computed from
         self.history: collections.deque[tuple[int, np.ndarray, np.ndarray]] = collections.deque(maxlen=100)
         self.sim_time = 0.0
-        self.detected = threading.Condition()
+        # what the sim thread waits for from the graph: detections of its frames, the policy's command of a tick
+        self.graph_input = threading.Condition()
         self.detected_stamps: dict[int, int] = {}  # frame stamp (ns) -> detections seen with it
+        self.command_stamp_ns = -1  # of the newest command
+        self.commands_expected = False  # an episode runs and the policy is not holding
         self.resets = 0
         self.env.reset(seed=self.seed)
 
@@ -113,6 +132,7 @@ class SimRobotNode(Node):
         self.create_subscription(JointTrajectory, trajectory_topic, self._on_command, COMMAND_QOS)
         self.create_service(ResetEpisode, Services.RESET_EPISODE, self._on_reset)
         self.create_subscription(ObjectDetection, Topics.OBJECT_DETECTION, self._on_detection, SENSOR_QOS)
+        self.create_subscription(EpisodeEvent, Topics.EPISODE_EVENTS, self._on_episode_event, EPISODE_EVENT_QOS)
         for name in self.cameras:
             extrinsic = self.env.point_cloud(name, 8, 8).camera_to_base
             self.get_logger().info(f"{name} optical frame -> {BASE_FRAME}: translation "
@@ -125,6 +145,9 @@ class SimRobotNode(Node):
 
     # ------------------------------------------------------------------------------------------------ commands
     def _on_command(self, msg) -> None:
+        with self.graph_input:  # answered, whether or not it is accepted below
+            self.command_stamp_ns = max(self.command_stamp_ns, Time.from_msg(msg.header.stamp).nanoseconds)
+            self.graph_input.notify_all()
         with self.lock:
             # Scale now, against the state the command was computed from (its stamp: the policy's tick), as the env
             # does at the start of a step. Against a later state, the motion made meanwhile would be multiplied by
@@ -191,12 +214,32 @@ class SimRobotNode(Node):
         response.success, response.message = True, f"reset with seed {seed}"
         return response
 
-    # ------------------------------------------------------------------------------------------ perception sync
+    # ------------------------------------------------------------------------------------ perception, command sync
     def _on_detection(self, msg: ObjectDetection) -> None:
         stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
-        with self.detected:
+        with self.graph_input:
             self.detected_stamps[stamp_ns] = self.detected_stamps.get(stamp_ns, 0) + 1
-            self.detected.notify_all()
+            self.graph_input.notify_all()
+
+    def _on_episode_event(self, msg: EpisodeEvent) -> None:
+        with self.graph_input:
+            self.commands_expected = msg.event in (EpisodeEvent.STARTED, EpisodeEvent.RESUMED)
+            self.graph_input.notify_all()
+
+    def _wait_for_command(self, stamp: TimeMsg) -> bool:
+        """Block (wall time, at most command_sync_timeout_s) until the policy's command for the tick at `stamp` has
+        arrived, while an episode expects one; True when it did or none is expected. A tick without one (a crashed
+        policy node) stops the waiting until the next episode event."""
+        stamp_ns = Time.from_msg(stamp).nanoseconds
+        with self.graph_input:
+            if self.command_timeout <= 0.0 or not self.commands_expected:
+                return True
+            answered = self.graph_input.wait_for(
+                lambda: not self.running or not self.commands_expected or self.command_stamp_ns >= stamp_ns,
+                timeout=self.command_timeout)
+            if not answered:
+                self.commands_expected = False
+            return answered
 
     def _wait_for_detections(self, stamp: TimeMsg) -> bool:
         """Block (wall time, at most perception_sync_timeout_s) until perception has published one detection per
@@ -205,8 +248,8 @@ class SimRobotNode(Node):
                 or any(pub.get_subscription_count() == 0 for pub in self.cloud_pubs.values())):
             return True
         stamp_ns = Time.from_msg(stamp).nanoseconds
-        with self.detected:
-            seen = self.detected.wait_for(
+        with self.graph_input:
+            seen = self.graph_input.wait_for(
                 lambda: not self.running or self.detected_stamps.get(stamp_ns, 0) >= len(self.cameras),
                 timeout=self.sync_timeout)
             self.detected_stamps = {t: n for t, n in self.detected_stamps.items() if t > stamp_ns}
@@ -223,7 +266,7 @@ class SimRobotNode(Node):
 
     def _simulate(self) -> None:
         wall_start, sim_start = time.monotonic(), self.sim_time
-        late_frames = 0
+        late_frames = late_commands = 0
         while self.running and rclpy.ok():
             with self.lock:
                 due = [m for t, m in self.pending if t <= self.sim_time]
@@ -253,6 +296,15 @@ class SimRobotNode(Node):
                         f"no detection within {self.sync_timeout} s of the frame at sim time {self.sim_time:.2f} s "
                         f"({late_frames} so far): going on without it", throttle_duration_sec=10.0)
                 wall_start += time.monotonic() - waited  # sim time stood still meanwhile: nothing to catch up on
+            if self.steps % self.control_steps == 0:
+                waited = time.monotonic()
+                if not self._wait_for_command(stamp):
+                    late_commands += 1
+                    self.get_logger().warning(
+                        f"no command within {self.command_timeout} s of the tick at sim time {self.sim_time:.2f} s "
+                        f"({late_commands} so far): going on without waiting until the next command",
+                        throttle_duration_sec=10.0)
+                wall_start += time.monotonic() - waited
             # pace: sim time runs time_scale times faster than the wall clock (never faster than we can compute)
             ahead = (self.sim_time - sim_start) / self.time_scale - (time.monotonic() - wall_start)
             if ahead > 0:
@@ -281,8 +333,8 @@ class SimRobotNode(Node):
     def destroy_node(self) -> None:
         if hasattr(self, "thread"):  # not when the constructor refused to start
             self.running = False
-            with self.detected:
-                self.detected.notify_all()
+            with self.graph_input:
+                self.graph_input.notify_all()
             self.thread.join(timeout=5.0)
             self.env.close()
         super().destroy_node()

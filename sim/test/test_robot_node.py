@@ -128,3 +128,72 @@ def test_frames_precede_the_control_ticks_and_the_clock_waits_for_their_detectio
         ros.destroy_node()
         rclpy.shutdown()
         stop_node(proc)
+
+
+def test_during_an_episode_the_clock_waits_at_each_tick_for_the_policys_command(tmp_path):
+    """Over DDS, with this test standing in for the policy node: once an episode has STARTED the sim holds /clock at
+    each multiple of the control period until a command stamped at that tick arrives (here one is held back for a
+    second of wall time); once the episode has FINISHED it runs on with no commands at all."""
+    from rosgraph_msgs.msg import Clock
+
+    from sgft_interfaces import COMMAND_QOS, EPISODE_EVENT_QOS, ROBOT_STATE_QOS, Topics
+    from sgft_interfaces.testing import isolate_domain, node_log, spin_until, start_node, stop_node
+    from sgft_msgs.msg import EpisodeEvent
+
+    isolate_domain()
+    proc = start_node("sgft_sim.robot_node", {"time_scale": 4.0, "cloud_width": 106, "cloud_height": 60,
+                                              "command_sync_timeout_s": 5.0}, str(tmp_path / "sim.log"))
+    rclpy.init()
+    ros = rclpy.create_node("sim_command_sync_test")
+    tick_ns = 200_000_000
+    clocks: list[tuple[float, int]] = []  # (wall time, sim ns)
+    state = {"pose": None, "tick": None, "commands": 0, "held": None, "until": 0.0}
+    command_pub = ros.create_publisher(PoseStamped, Topics.CARTESIAN_TARGET, COMMAND_QOS)
+    event_pub = ros.create_publisher(EpisodeEvent, Topics.EPISODE_EVENTS, EPISODE_EVENT_QOS)
+
+    def command(stamp_ns: int) -> None:
+        msg = PoseStamped()
+        msg.header.frame_id = "fr3_link0"
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 1_000_000_000)
+        msg.pose.position = state["pose"].pose.position  # stay where the arm is
+        command_pub.publish(msg)
+        state["commands"] += 1
+
+    def on_clock(msg: Clock) -> None:
+        now = msg.clock.sec * 1_000_000_000 + msg.clock.nanosec
+        clocks.append((time.monotonic(), now))
+        if state["tick"] is None or state["pose"] is None or now % tick_ns or now == state["tick"]:
+            return
+        state["tick"] = now
+        if state["commands"] == 3:  # hold the fourth command back for a second of wall time
+            state.update(held=now, until=time.monotonic() + 1.0)
+        elif state["held"] is None or state["until"] == 0.0:
+            command(now)
+
+    def release() -> None:
+        if state["held"] is not None and state["until"] and time.monotonic() > state["until"]:
+            command(state["held"])
+            state["until"] = 0.0
+
+    ros.create_subscription(PoseStamped, Topics.ROBOT_POSE, lambda m: state.update(pose=m), ROBOT_STATE_QOS)
+    ros.create_subscription(Clock, Topics.CLOCK, on_clock, 10)
+    try:
+        assert spin_until(ros, lambda: state["pose"] is not None and event_pub.get_subscription_count() > 0, 60.0), \
+            node_log(proc)
+        event_pub.publish(EpisodeEvent(task="push", episode_id=1, event=EpisodeEvent.STARTED))
+        state["tick"] = 0  # from now on, answer each tick
+        assert spin_until(ros, lambda: state["commands"] >= 8, 60.0, release), node_log(proc)
+        held = state["held"]
+        reached = next(wall for wall, ns in clocks if ns == held)
+        went_on = next(wall for wall, ns in clocks if ns > held)
+        assert went_on - reached > 0.8, \
+            f"/clock went on {went_on - reached:.2f} s after the tick whose command was held back for 1 s"
+        event_pub.publish(EpisodeEvent(task="push", episode_id=1, event=EpisodeEvent.FINISHED))
+        state["tick"] = None  # stop answering
+        finished_at = clocks[-1][1]
+        assert spin_until(ros, lambda: clocks[-1][1] > finished_at + 5 * tick_ns, 10.0), \
+            "after the episode finished the sim still waited for commands"
+    finally:
+        ros.destroy_node()
+        rclpy.shutdown()
+        stop_node(proc)
