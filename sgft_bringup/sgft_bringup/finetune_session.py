@@ -1,5 +1,8 @@
 """A fine-tuning session, as an operator would run it: reset, run an episode, let the learner catch up, repeat,
 with an evaluation block (deterministic actor, no learning) before the first and after every `eval_every` episodes.
+Every evaluation block resets the same scenes (seeds eval_seed + i, the benchmark's), so two points of the curve differ
+by the policy, not by where the puck happened to be put; a block whose policy version has already been evaluated
+(no update since, e.g. during the pre-collected episodes) is skipped rather than measured again.
 
 Talks to the graph only through its services and topics (ResetEpisode on the robot, Start/StopEpisode on the
 policy node, EpisodeEvent, LearnerStatus, the value heatmap), so it runs the same against the simulated robot and
@@ -27,6 +30,7 @@ from tqdm import tqdm  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from sgft_core.stats import wilson_interval  # noqa: E402
+from sgft_core.tasks import EVAL_SEED  # noqa: E402
 from sgft_interfaces import EPISODE_EVENT_QOS, SENSOR_QOS, STATUS_QOS, Services, Topics  # noqa: E402
 from sgft_interfaces.node_main import declared  # noqa: E402
 from sgft_msgs.msg import EpisodeEvent, LearnerStatus, ObjectDetection  # noqa: E402
@@ -47,6 +51,8 @@ class FinetuneSession(Node):
         self.episodes = int(declare("episodes", 60, "fine-tuning episodes to run"))
         self.eval_every = int(declare("eval_every", 10, "evaluate after every this many fine-tuning episodes"))
         self.eval_episodes = int(declare("eval_episodes", 5, "episodes per evaluation block"))
+        self.eval_seed = int(declare("eval_seed", EVAL_SEED, "evaluation episode i resets with seed eval_seed + i, "
+                                     "the same scenes at every point (negative: the robot's own sequence)"))
         self.output_dir = Path(declare("output_dir", "runs/finetune", "where results and pictures go"))
         self.episode_timeout = float(declare("episode_timeout_s", 120.0, "wall time before an episode is given up"))
         self.catch_up_timeout = float(declare("learner_catch_up_timeout_s", 300.0,
@@ -87,8 +93,8 @@ class FinetuneSession(Node):
         self._spin_until(future.done, 30.0, f"an answer from {what}")
         return future.result()
 
-    def _run_episode(self, evaluation: bool) -> EpisodeEvent:
-        reset = self._call(self.reset_client, ResetEpisode.Request(seed=-1), "reset")
+    def _run_episode(self, evaluation: bool, seed: int = -1) -> EpisodeEvent:
+        reset = self._call(self.reset_client, ResetEpisode.Request(seed=seed), "reset")
         if not reset.success:
             raise SessionError(f"reset failed: {reset.message}")
         # The policy holds (and after max_hold_s aborts) without a fresh detection: start once perception has seen
@@ -125,22 +131,25 @@ class FinetuneSession(Node):
         if self.status.fault:
             raise SessionError(f"the learner stopped: {self.status.fault}")
 
-    def _evaluate(self, label: str) -> tuple[float, int]:
-        results = []
-        for _ in range(self.eval_episodes):
-            end = self._run_episode(evaluation=True)
+    def _evaluate(self, label: str) -> tuple[float, int, int]:
+        """Success rate, finished episodes and the policy version of the block's last episode."""
+        results, version = [], 0
+        for i in range(self.eval_episodes):
+            end = self._run_episode(evaluation=True, seed=self.eval_seed + i if self.eval_seed >= 0 else -1)
+            version = end.policy_version
             if end.event == EpisodeEvent.FINISHED:  # aborted episodes are neither success nor failure
                 results.append(end.success)
         rate = float(np.mean(results)) if results else float("nan")
         low, high = wilson_interval(int(sum(results)), len(results)) if results else (float("nan"),) * 2
         tqdm.write(f"[eval {label}] success {rate:.0%} over {len(results)} episodes (95% CI {low:.0%}–{high:.0%}); "
-                   f"policy version {self.status.policy_version if self.status else 0}")
-        return rate, len(results)
+                   f"policy version {version}")
+        return rate, len(results), version
 
     # ---------------------------------------------------------------------------------------------- session
     def run(self) -> dict:
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        curve = [{"episodes": 0, **dict(zip(("success", "n"), self._evaluate("zero-shot"), strict=True))}]
+        curve = [{"episodes": 0, **dict(zip(("success", "n", "policy_version"), self._evaluate("zero-shot"),
+                                            strict=True))}]
         returns, successes = [], []
         with tqdm(total=self.episodes, desc=f"fine-tuning {self.task}", unit="episode") as bar:
             for i in range(1, self.episodes + 1):
@@ -157,8 +166,12 @@ class FinetuneSession(Node):
                 bar.set_postfix(ret=f"{end.episode_return:.1f}", success=end.success,
                                 updates=self.status.gradient_updates, version=self.status.policy_version)
                 if i % self.eval_every == 0 or i == self.episodes:
-                    rate, n = self._evaluate(f"after {i} episodes")
-                    curve.append({"episodes": i, "success": rate, "n": n})
+                    if self.status.policy_version == curve[-1]["policy_version"] and self.eval_seed >= 0:
+                        tqdm.write(f"[eval after {i} episodes] skipped: policy version {curve[-1]['policy_version']} "
+                                   f"was evaluated after {curve[-1]['episodes']} episodes on the same scenes")
+                        continue
+                    rate, n, version = self._evaluate(f"after {i} episodes")
+                    curve.append({"episodes": i, "success": rate, "n": n, "policy_version": version})
         results = {"task": self.task, "curve": curve, "train_returns": returns, "train_successes": successes,
                    "learner": {"updates": self.status.gradient_updates, "policy_version": self.status.policy_version,
                                "transitions_stored": self.status.transitions_stored}}

@@ -38,6 +38,10 @@ PUSH_EE_OFFSET = 0.035  # finger radius (1 cm) + puck radius (2.5 cm): the finge
 PUSH_TABLE_X = (-0.10, 0.70)
 PUSH_TABLE_Y = (-0.40, 0.40)
 
+# Fine-tuning evaluations (the benchmark and the ROS session) reset their i-th episode with seed EVAL_SEED + i, the
+# same scenes at every evaluation point, far from the training episodes' seeds.
+EVAL_SEED = 2_000_000
+
 # hammer: the nail counts as driven when its head is within 2 mm of the goal height.
 HAMMER_SUCCESS_TOLERANCE = 0.002
 HAMMER_REWARD_SCALE = 10.0

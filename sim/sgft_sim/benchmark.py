@@ -37,7 +37,7 @@ from tqdm import tqdm
 from sgft_core.checkpoint import atomic_write_bytes, load_checkpoint
 from sgft_core.finetune import METHODS, FinetuneLearner, make_config
 from sgft_core.replay import Batch
-from sgft_core.tasks import get_task
+from sgft_core.tasks import EVAL_SEED, get_task
 from sgft_interfaces.share import installed_share
 from sgft_sim import make_env
 
@@ -53,7 +53,6 @@ def default_checkpoint_dir() -> Path:
 
 
 DEFAULT_CHECKPOINT_DIR = default_checkpoint_dir()
-EVAL_SEED = 2_000_000  # evaluation episodes: far from the training seeds and from pretraining's evaluation seeds
 
 
 @dataclass(frozen=True)
