@@ -69,6 +69,9 @@ class SimRobotNode(Node):
         proxy = declare("proxy", "real", "sim-to-sim proxy: sim, real, deformable (push)")
         self.seed = int(declare("seed", 0, "seed of the first reset; later resets continue the sequence"))
         self.time_scale = float(declare("time_scale", 4.0, "sim seconds per wall second (1.0 = real time)"))
+        self.idle_time_scale = float(declare(
+            "idle_time_scale", 0.0, "time scale between episodes (0 = time_scale): lower, it leaves the CPU to a "
+            "learner catching up, while the camera still shows the reset scene"))
         self.state_period = 1.0 / float(declare("state_rate_hz", 50.0, "robot state publication rate (sim time)"))
         self.camera_period = 1.0 / float(declare("camera_rate_hz", 5.0, "point cloud rate per camera (sim time)"))
         self.cameras = list(declare("cameras", ["camera1"], f"simulated cameras, from {list(CAMERA_NAMES)}"))
@@ -82,8 +85,10 @@ class SimRobotNode(Node):
             "command_sync_timeout_s", 1.0,
             "wall seconds the sim waits at each control tick of a running episode for the policy's command before it "
             "goes on (0 = never waits)"))
-        if not 0.05 <= self.time_scale <= 50.0:
-            raise ValueError(f"time_scale={self.time_scale} outside [0.05, 50]")
+        self.idle_time_scale = self.idle_time_scale or self.time_scale
+        for name, value in (("time_scale", self.time_scale), ("idle_time_scale", self.idle_time_scale)):
+            if not 0.05 <= value <= 50.0:
+                raise ValueError(f"{name}={value} outside [0.05, 50]")
         for name, value in (("perception_sync_timeout_s", self.sync_timeout),
                             ("command_sync_timeout_s", self.command_timeout)):
             if not 0.0 <= value <= 10.0:
@@ -114,6 +119,7 @@ class SimRobotNode(Node):
         self.graph_input = threading.Condition()
         self.detected_stamps: dict[int, int] = {}  # frame stamp (ns) -> detections seen with it
         self.command_stamp_ns = -1  # of the newest command
+        self.episode_running = False  # between the policy's STARTED and FINISHED / ABORTED events
         self.commands_expected = False  # an episode runs and the policy is not holding
         self.resets = 0
         self.env.reset(seed=self.seed)
@@ -138,7 +144,8 @@ class SimRobotNode(Node):
             self.get_logger().info(f"{name} optical frame -> {BASE_FRAME}: translation "
                                    f"{np.round(extrinsic[:3, 3], 4).tolist()}, rotation "
                                    f"{np.round(extrinsic[:3, :3], 4).tolist()}")
-        self.get_logger().info(f"simulating {task} on proxy '{proxy}' at {self.time_scale}x real time")
+        self.get_logger().info(f"simulating {task} on proxy '{proxy}' at {self.time_scale}x real time "
+                               f"({self.idle_time_scale}x between episodes)")
         self.running = True
         self.thread = threading.Thread(target=self._run, name="sim", daemon=True)
         self.thread.start()
@@ -224,6 +231,7 @@ class SimRobotNode(Node):
     def _on_episode_event(self, msg: EpisodeEvent) -> None:
         with self.graph_input:
             self.commands_expected = msg.event in (EpisodeEvent.STARTED, EpisodeEvent.RESUMED)
+            self.episode_running = msg.event not in (EpisodeEvent.FINISHED, EpisodeEvent.ABORTED)
             self.graph_input.notify_all()
 
     def _wait_for_command(self, stamp: TimeMsg) -> bool:
@@ -265,7 +273,7 @@ class SimRobotNode(Node):
             # shutting down: the context went away between the check and a publish
 
     def _simulate(self) -> None:
-        wall_start, sim_start = time.monotonic(), self.sim_time
+        wall_start, sim_start, scale = time.monotonic(), self.sim_time, self.idle_time_scale
         late_frames = late_commands = 0
         while self.running and rclpy.ok():
             with self.lock:
@@ -306,7 +314,10 @@ class SimRobotNode(Node):
                         throttle_duration_sec=10.0)
                 wall_start += time.monotonic() - waited
             # pace: sim time runs time_scale times faster than the wall clock (never faster than we can compute)
-            ahead = (self.sim_time - sim_start) / self.time_scale - (time.monotonic() - wall_start)
+            wanted = self.time_scale if self.episode_running else self.idle_time_scale
+            if wanted != scale:
+                scale, wall_start, sim_start = wanted, time.monotonic(), self.sim_time
+            ahead = (self.sim_time - sim_start) / scale - (time.monotonic() - wall_start)
             if ahead > 0:
                 time.sleep(ahead)
             elif ahead < -1.0:  # fell behind by a second: do not try to catch up in a burst

@@ -133,7 +133,8 @@ def test_frames_precede_the_control_ticks_and_the_clock_waits_for_their_detectio
 def test_during_an_episode_the_clock_waits_at_each_tick_for_the_policys_command(tmp_path):
     """Over DDS, with this test standing in for the policy node: once an episode has STARTED the sim holds /clock at
     each multiple of the control period until a command stamped at that tick arrives (here one is held back for a
-    second of wall time); once the episode has FINISHED it runs on with no commands at all."""
+    second of wall time); once the episode has FINISHED it runs on with no commands at all. Between episodes it runs
+    at idle_time_scale (1×, against 4× in episodes)."""
     from rosgraph_msgs.msg import Clock
 
     from sgft_interfaces import COMMAND_QOS, EPISODE_EVENT_QOS, ROBOT_STATE_QOS, Topics
@@ -142,7 +143,8 @@ def test_during_an_episode_the_clock_waits_at_each_tick_for_the_policys_command(
 
     isolate_domain()
     proc = start_node("sgft_sim.robot_node", {"time_scale": 4.0, "cloud_width": 106, "cloud_height": 60,
-                                              "command_sync_timeout_s": 5.0}, str(tmp_path / "sim.log"))
+                                              "command_sync_timeout_s": 5.0, "idle_time_scale": 1.0},
+                      str(tmp_path / "sim.log"))
     rclpy.init()
     ros = rclpy.create_node("sim_command_sync_test")
     tick_ns = 200_000_000
@@ -180,6 +182,10 @@ def test_during_an_episode_the_clock_waits_at_each_tick_for_the_policys_command(
     try:
         assert spin_until(ros, lambda: state["pose"] is not None and event_pub.get_subscription_count() > 0, 60.0), \
             node_log(proc)
+        idle_from = clocks[-1]
+        spin_until(ros, lambda: False, 1.5)
+        idle_rate = (clocks[-1][1] - idle_from[1]) * 1e-9 / (clocks[-1][0] - idle_from[0])
+        assert 0.5 < idle_rate < 1.5, f"sim time ran {idle_rate:.2f}× the wall clock before the episode (idle: 1×)"
         event_pub.publish(EpisodeEvent(task="push", episode_id=1, event=EpisodeEvent.STARTED))
         state["tick"] = 0  # from now on, answer each tick
         assert spin_until(ros, lambda: state["commands"] >= 8, 60.0, release), node_log(proc)
