@@ -193,18 +193,20 @@ class LearnerNode(Node):
 
     # ----------------------------------------------------------------------------------------- training
     def _train(self) -> None:
-        last_checkpoint = self.learner.updates_done
+        last_checkpoint, busy_s = self.learner.updates_done, 0.0  # busy: time spent in updates since the checkpoint
         while self.running:
             due = self.learner.updates_due()
             if self.fault or due == 0:
                 time.sleep(0.02)
                 continue
+            started = time.perf_counter()
             try:
                 self.losses = self.learner.update(min(due, self.publish_every))
             except Exception as err:  # noqa: BLE001 - a failed update must stop training loudly, not kill the node
                 self.fault = f"update failed: {err!r}"
                 self.get_logger().error(self.fault)
                 continue
+            busy_s += time.perf_counter() - started
             if not all(math.isfinite(v) for v in self.losses.values()):
                 self.fault = f"non-finite losses {self.losses}: training stopped, last good weights kept"
                 self.get_logger().error(self.fault)
@@ -213,7 +215,10 @@ class LearnerNode(Node):
                 self._publish_weights()
             if self.learner.updates_done - last_checkpoint >= self.checkpoint_every:
                 self._checkpoint()
-                last_checkpoint = self.learner.updates_done
+                self.get_logger().info(
+                    f"checkpoint at {self.learner.updates_done} updates; "
+                    f"{(self.learner.updates_done - last_checkpoint) / max(busy_s, 1e-9):.1f} updates/s while training")
+                last_checkpoint, busy_s = self.learner.updates_done, 0.0
 
     def _publish_weights(self) -> None:
         version = self.learner.policy_version

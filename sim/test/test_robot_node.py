@@ -74,6 +74,18 @@ def test_bad_targets_are_refused_before_they_are_queued(node):
     assert node.pending == []
 
 
+def _start_sim_with_test_node(tmp_path, name: str, **params):
+    """The sim robot node as a process of its own (4x, small clouds, 5 Hz camera) in a DDS domain of this test's,
+    and this test's node."""
+    from sgft_interfaces.testing import isolate_domain, start_node
+
+    isolate_domain()
+    proc = start_node("sgft_sim.robot_node", {"time_scale": 4.0, "camera_rate_hz": 5.0, "cloud_width": 106,
+                                              "cloud_height": 60, **params}, str(tmp_path / "sim.log"))
+    rclpy.init()
+    return proc, rclpy.create_node(name)
+
+
 def test_frames_precede_the_control_ticks_and_the_clock_waits_for_their_detections(tmp_path):
     """Over DDS, with this test standing in for perception: each cloud is stamped one state step before a multiple
     of the camera period (5 Hz here, as push.yaml: one state step before each policy tick), and while a detection
@@ -82,15 +94,10 @@ def test_frames_precede_the_control_ticks_and_the_clock_waits_for_their_detectio
     from sensor_msgs.msg import PointCloud2
 
     from sgft_interfaces import SENSOR_QOS, Topics
-    from sgft_interfaces.testing import isolate_domain, node_log, spin_until, start_node, stop_node
+    from sgft_interfaces.testing import node_log, spin_until, stop_node
     from sgft_msgs.msg import ObjectDetection
 
-    isolate_domain()
-    proc = start_node("sgft_sim.robot_node", {"time_scale": 4.0, "camera_rate_hz": 5.0, "cloud_width": 106,
-                                              "cloud_height": 60, "perception_sync_timeout_s": 5.0},
-                      str(tmp_path / "sim.log"))
-    rclpy.init()
-    ros = rclpy.create_node("sim_sync_test")
+    proc, ros = _start_sim_with_test_node(tmp_path, "sim_sync_test", perception_sync_timeout_s=5.0)
     frames: list[int] = []  # stamps (ns) of the clouds received
     clocks: list[tuple[float, int]] = []  # (wall time, sim ns)
     held = {"stamp": None, "until": 0.0}
@@ -138,15 +145,11 @@ def test_during_an_episode_the_clock_waits_at_each_tick_for_the_policys_command(
     from rosgraph_msgs.msg import Clock
 
     from sgft_interfaces import COMMAND_QOS, EPISODE_EVENT_QOS, ROBOT_STATE_QOS, Topics
-    from sgft_interfaces.testing import isolate_domain, node_log, spin_until, start_node, stop_node
+    from sgft_interfaces.testing import node_log, spin_until, stop_node
     from sgft_msgs.msg import EpisodeEvent
 
-    isolate_domain()
-    proc = start_node("sgft_sim.robot_node", {"time_scale": 4.0, "cloud_width": 106, "cloud_height": 60,
-                                              "command_sync_timeout_s": 5.0, "idle_time_scale": 1.0},
-                      str(tmp_path / "sim.log"))
-    rclpy.init()
-    ros = rclpy.create_node("sim_command_sync_test")
+    proc, ros = _start_sim_with_test_node(tmp_path, "sim_command_sync_test", command_sync_timeout_s=5.0,
+                                          idle_time_scale=1.0)
     tick_ns = 200_000_000
     clocks: list[tuple[float, int]] = []  # (wall time, sim ns)
     state = {"pose": None, "tick": None, "commands": 0, "held": None, "until": 0.0}
@@ -180,8 +183,8 @@ def test_during_an_episode_the_clock_waits_at_each_tick_for_the_policys_command(
     ros.create_subscription(PoseStamped, Topics.ROBOT_POSE, lambda m: state.update(pose=m), ROBOT_STATE_QOS)
     ros.create_subscription(Clock, Topics.CLOCK, on_clock, 10)
     try:
-        assert spin_until(ros, lambda: state["pose"] is not None and event_pub.get_subscription_count() > 0, 60.0), \
-            node_log(proc)
+        assert spin_until(ros, lambda: state["pose"] is not None and clocks and event_pub.get_subscription_count(),
+                          60.0), node_log(proc)
         idle_from = clocks[-1]
         spin_until(ros, lambda: False, 1.5)
         idle_rate = (clocks[-1][1] - idle_from[1]) * 1e-9 / (clocks[-1][0] - idle_from[0])
