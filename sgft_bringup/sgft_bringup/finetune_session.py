@@ -116,8 +116,11 @@ class FinetuneSession(Node):
         return next(e for e in self.events if e.episode_id == episode
                     and e.event in (EpisodeEvent.FINISHED, EpisodeEvent.ABORTED))
 
-    def _wait_for_learner(self) -> None:
-        """Between episodes, as between real-robot resets: the learner finishes the updates the data owes."""
+    def _wait_for_learner(self, received: int = 0) -> None:
+        """Between episodes, as between real-robot resets: the learner finishes the updates the data owes. Judged from
+        a status that counts at least `received` transitions: an older one (statuses come once a second) can say
+        "not training" from before the episode's last transitions arrived, and the evaluation that follows would run
+        an older policy while the learner trains on in the background."""
         if self.status is None:
             try:
                 self._spin_until(lambda: self.status is not None, self.status_timeout, "the learner's status")
@@ -125,7 +128,14 @@ class FinetuneSession(Node):
                 publishers = self.count_publishers(Topics.LEARNER_STATUS)
                 raise SessionError(f"{err} on {Topics.LEARNER_STATUS} ({publishers} publisher(s) of it discovered; "
                                    "0: the learner is not running or DDS discovery failed, see its log)") from None
-        time.sleep(0.5)  # the last transition's updates become owed when it arrives
+        try:
+            self._spin_until(lambda: self.status.transitions_received >= received or bool(self.status.fault),
+                             self.status_timeout, f"a learner status counting {received} received transitions")
+        except SessionError:
+            # never fine-tune blind: a learner that hears nothing must stop the session, not be ignored
+            raise SessionError(f"the learner received {self.status.transitions_received} of the {received} "
+                               f"transitions published so far; check that it subscribes to {Topics.TRANSITIONS}"
+                               ) from None
         self._spin_until(lambda: not self.status.training or bool(self.status.fault), self.catch_up_timeout,
                          "the learner to catch up")
         if self.status.fault:
@@ -151,17 +161,14 @@ class FinetuneSession(Node):
         curve = [{"episodes": 0, **dict(zip(("success", "n", "policy_version"), self._evaluate("zero-shot"),
                                             strict=True))}]
         returns, successes = [], []
+        published = self.status.transitions_received if self.status else 0  # evaluation episodes publish none
         with tqdm(total=self.episodes, desc=f"fine-tuning {self.task}", unit="episode") as bar:
             for i in range(1, self.episodes + 1):
-                received_before = self.status.transitions_received if self.status else 0
                 end = self._run_episode(evaluation=False)
                 returns.append(end.episode_return)
                 successes.append(bool(end.success))
-                self._wait_for_learner()
-                if end.event == EpisodeEvent.FINISHED and self.status.transitions_received == received_before:
-                    # never fine-tune blind: a learner that hears nothing must stop the session, not be ignored
-                    raise SessionError(f"the learner received none of episode {end.episode_id}'s transitions "
-                                       f"(still {received_before}); check that it subscribes to {Topics.TRANSITIONS}")
+                published += end.steps  # one transition per step taken
+                self._wait_for_learner(published)
                 bar.update(1)
                 bar.set_postfix(ret=f"{end.episode_return:.1f}", success=end.success,
                                 updates=self.status.gradient_updates, version=self.status.policy_version)

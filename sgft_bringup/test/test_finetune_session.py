@@ -42,10 +42,12 @@ def test_evaluations_reset_the_same_scenes_and_skip_an_unchanged_policy(session,
         if not evaluation:
             trained["episodes"] += 1
         version = learner_version["after"].get(trained["episodes"], 0)
-        return EpisodeEvent(event=EpisodeEvent.FINISHED, success=evaluation and version > 0, policy_version=version)
+        return EpisodeEvent(event=EpisodeEvent.FINISHED, success=evaluation and version > 0, policy_version=version,
+                            steps=40)
 
-    def wait_for_learner() -> None:
+    def wait_for_learner(received: int = 0) -> None:
         n = trained["episodes"]
+        assert received == 40 * n, "evaluation episodes publish no transitions; training ones one per step"
         session.status = LearnerStatus(transitions_received=40 * n, policy_version=learner_version["after"][n])
 
     monkeypatch.setattr(session, "_run_episode", run_episode)
@@ -61,3 +63,36 @@ def test_evaluations_reset_the_same_scenes_and_skip_an_unchanged_policy(session,
     assert eval_seeds == [EVAL_SEED, EVAL_SEED + 1, EVAL_SEED + 2] * 3
     assert all(seed == -1 for evaluation, seed in resets if not evaluation)
     assert (tmp_path / "learning_curve.png").exists() and (tmp_path / "results.json").exists()
+
+
+def test_catch_up_is_judged_from_a_status_that_counts_the_episodes_transitions(session):
+    """A status from before the episode's last transitions arrived says "not training": the session must not take
+    it for the catch-up, but wait for one that counts them all and has finished their updates."""
+    import threading
+    import time
+
+    from sgft_interfaces import STATUS_QOS, Topics
+    from sgft_interfaces.testing import spin_until
+    from sgft_msgs.msg import LearnerStatus
+
+    learner = rclpy.create_node("fake_learner_status")  # stands in for the learner's status publisher only
+    pub = learner.create_publisher(LearnerStatus, Topics.LEARNER_STATUS, STATUS_QOS)
+    session.status = LearnerStatus(transitions_received=0, training=False)  # the stale one
+    sequence = [(0.8, LearnerStatus(transitions_received=40, training=True, gradient_updates=10)),
+                (1.1, LearnerStatus(transitions_received=40, training=False, gradient_updates=80))]
+
+    def publish_later() -> None:
+        start = time.monotonic()
+        for at, msg in sequence:
+            time.sleep(max(0.0, at - (time.monotonic() - start)))
+            pub.publish(msg)
+
+    assert spin_until(session, lambda: pub.get_subscription_count() > 0, 10.0)
+    publisher = threading.Thread(target=publish_later)
+    publisher.start()
+    try:
+        session._wait_for_learner(received=40)
+        assert session.status.gradient_updates == 80 and not session.status.training
+    finally:
+        publisher.join()
+        learner.destroy_node()
