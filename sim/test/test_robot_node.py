@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("MUJOCO_GL", "osmesa")
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,13 +143,32 @@ def test_during_an_episode_the_clock_waits_at_each_tick_for_the_policys_command(
     each multiple of the control period until a command stamped at that tick arrives (here one is held back for a
     second of wall time); once the episode has FINISHED it runs on with no commands at all. Between episodes it runs
     at idle_time_scale (1×, against 4× in episodes)."""
+    # In a process of its own: once in CI the test node's DDS teardown never returned; it must not hang the suite.
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    child = context.Process(target=_command_sync_check, args=(str(tmp_path), results))
+    child.start()
+    try:
+        outcome = results.get(timeout=240)
+    finally:
+        child.join(timeout=20)
+        if child.is_alive():
+            child.kill()
+    assert outcome == "", outcome
+
+
+def _command_sync_check(tmp_path: str, results) -> None:
+    """The DDS part of the test above; puts "" or what failed on `results`."""
     from rosgraph_msgs.msg import Clock
 
     from sgft_interfaces import COMMAND_QOS, EPISODE_EVENT_QOS, ROBOT_STATE_QOS, Topics
     from sgft_interfaces.testing import node_log, spin_until, stop_node
     from sgft_msgs.msg import EpisodeEvent
 
-    proc, ros = _start_sim_with_test_node(tmp_path, "sim_command_sync_test", command_sync_timeout_s=5.0,
+    outcome = ""
+    proc, ros = _start_sim_with_test_node(Path(tmp_path), "sim_command_sync_test", command_sync_timeout_s=5.0,
                                           idle_time_scale=1.0)
     tick_ns = 200_000_000
     clocks: list[tuple[float, int]] = []  # (wall time, sim ns)
@@ -202,7 +222,10 @@ def test_during_an_episode_the_clock_waits_at_each_tick_for_the_policys_command(
         finished_at = clocks[-1][1]
         assert spin_until(ros, lambda: clocks[-1][1] > finished_at + 5 * tick_ns, 10.0), \
             "after the episode finished the sim still waited for commands"
+    except AssertionError as err:
+        outcome = str(err) or "assertion failed"
     finally:
+        stop_node(proc)
+        results.put(outcome)  # before the teardown below, which once hung in Fast DDS
         ros.destroy_node()
         rclpy.shutdown()
-        stop_node(proc)
