@@ -12,9 +12,9 @@ export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 export RMW_IMPLEMENTATION="${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}"
 export MUJOCO_GL="${MUJOCO_GL:-osmesa}"
-# Fast DDS: shared memory + TCP for large samples. With the default UDP transport most point clouds (2-8 MB) are
-# lost on loopback with stock socket buffers.
-export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-LARGE_DATA}"
+# Fast DDS transports from a profile: shared memory with a segment big enough for a 2-8 MB point cloud, UDP for
+# discovery (why not DEFAULT or LARGE_DATA: the file's comment). An XML profile overrides FASTDDS_BUILTIN_TRANSPORTS.
+export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_sgft_repo/sgft_bringup/config/fastdds.xml}"
 export PYOPENGL_PLATFORM="${PYOPENGL_PLATFORM:-osmesa}"
 if [ -f "$_sgft_repo/install/setup.bash" ]; then
   # shellcheck disable=SC1091

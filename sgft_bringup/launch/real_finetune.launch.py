@@ -7,14 +7,14 @@ simulated robot, wall-clock time). The Cartesian target topic of your controller
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from sgft_bringup.graph import graph_nodes
+from sgft_bringup.graph import graph_nodes, transport_environment
 
 
 def _nodes(context):
@@ -39,6 +39,8 @@ def _camera(name: str, serial: LaunchConfiguration, condition=None):
 def generate_launch_description() -> LaunchDescription:
     camera2_serial = LaunchConfiguration("camera2_serial")
     return LaunchDescription([
+        # before every node, the drivers' included ones too: they all share one transport profile
+        *[SetEnvironmentVariable(k, v) for k, v in transport_environment().items()],
         DeclareLaunchArgument("task", default_value="push", description="push, hammer or insert"),
         DeclareLaunchArgument("config", default_value="", description="parameter YAML (default: config/<task>.yaml)"),
         DeclareLaunchArgument("robot_ip", description="IP of the FR3 control box"),

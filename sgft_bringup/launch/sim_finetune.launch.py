@@ -4,11 +4,11 @@ The nodes and their parameters come from sgft_bringup.graph (the same definition
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from sgft_bringup.graph import graph_nodes
+from sgft_bringup.graph import graph_nodes, transport_environment
 
 
 def _nodes(context):
@@ -20,6 +20,8 @@ def _nodes(context):
 
 def generate_launch_description() -> LaunchDescription:
     return LaunchDescription([
+        # before every node, the drivers' included ones too: they all share one transport profile
+        *[SetEnvironmentVariable(k, v) for k, v in transport_environment().items()],
         DeclareLaunchArgument("task", default_value="push", description="push, hammer or insert"),
         DeclareLaunchArgument("config", default_value="", description="parameter YAML (default: config/<task>.yaml)"),
         OpaqueFunction(function=_nodes),

@@ -32,6 +32,13 @@ def share_dir() -> Path:
     return installed_share("sgft_bringup") or Path(__file__).resolve().parents[1]
 
 
+def transport_environment() -> dict[str, str]:
+    """Environment for every process of the graph: Fast DDS reads its transports from config/fastdds.xml (shared
+    memory big enough for a point cloud, UDP for discovery; why in the file), unless the user named a profile."""
+    profile = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or str(share_dir() / "config" / "fastdds.xml")
+    return {"FASTDDS_DEFAULT_PROFILES_FILE": profile}
+
+
 def load_config(task: str, config_file: str | os.PathLike | None = None) -> dict[str, dict]:
     """{node name: parameters} from the task's YAML, with "{share}" resolved and "~" expanded."""
     if task not in TASKS:

@@ -12,6 +12,7 @@ policy node holds the robot when its inputs go stale), so a crash never turns in
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from sgft_bringup.graph import TASKS, GraphNode, graph_nodes, load_config
+from sgft_bringup.graph import TASKS, GraphNode, graph_nodes, load_config, transport_environment
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict]:
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     overrides = parse_overrides(args.set)
+    os.environ.update(transport_environment())  # inherited by the nodes and the session
     nodes = graph_nodes(args.task, args.mode, args.config, overrides)
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,14 @@
 """The graph definition and the per-task YAML agree with the code they configure."""
 
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
 import numpy as np
 import pytest
 import yaml
 from transforms3d.quaternions import quat2mat
 
-from sgft_bringup.graph import TASKS, graph_nodes, load_config, share_dir
+from sgft_bringup.graph import TASKS, graph_nodes, load_config, share_dir, transport_environment
 from sgft_bringup.run_graph import parse_overrides
 
 
@@ -58,3 +61,17 @@ def test_perception_extrinsic_is_the_simulated_camera_pose():
             np.testing.assert_allclose(quat2mat([qw, qx, qy, qz]), truth[:3, :3], atol=1e-4)
     finally:
         env.close()
+
+
+def test_transport_profile_is_installed_fits_a_cloud_and_a_users_own_wins(monkeypatch):
+    monkeypatch.delenv("FASTDDS_DEFAULT_PROFILES_FILE", raising=False)
+    profile = Path(transport_environment()["FASTDDS_DEFAULT_PROFILES_FILE"])
+    ns = {"dds": "http://www.eprosima.com"}
+    root = ET.parse(profile).getroot()
+    shm = [d for d in root.iterfind(".//dds:transport_descriptor", ns)
+           if d.findtext("dds:type", namespaces=ns) == "SHM"]
+    assert shm and int(shm[0].findtext("dds:segment_size", namespaces=ns)) >= 4 * 8_141_000  # a few 848x480 clouds
+    assert root.findtext(".//dds:participant[@is_default_profile='true']/dds:rtps/dds:useBuiltinTransports",
+                         namespaces=ns) == "false"
+    monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/etc/my_fastdds.xml")
+    assert transport_environment() == {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/my_fastdds.xml"}

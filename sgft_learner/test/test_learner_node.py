@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sgft_interfaces.testing import isolate_domain, node_log, spin_until, start_node, stop_node
+from sgft_interfaces.testing import isolate_domain, node_log, scoped_endpoints, spin_until, start_node, stop_node
 
 # Multi-process DDS tests: Fast DDS (LARGE_DATA transports) now and then never matches one pair of participants
 # started together, and the test waits in vain; a rerun with fresh processes is the remedy. A deterministic failure
@@ -68,12 +68,19 @@ class Peer:
 
 
 @pytest.fixture(scope="module")
-def ros():
+def ros_node():
     rclpy.init()
     node = rclpy.create_node("learner_node_test")
     yield node
     node.destroy_node()
     rclpy.shutdown()
+
+
+@pytest.fixture()
+def ros(ros_node):
+    """The module's node, with what each test (or rerun) makes on it destroyed at its end."""
+    with scoped_endpoints(ros_node) as node:
+        yield node
 
 
 @pytest.fixture()

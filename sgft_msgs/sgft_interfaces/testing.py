@@ -7,7 +7,8 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import rclpy
 from rclpy.node import Node
@@ -83,3 +84,20 @@ def call(node: Node, client, request, timeout_s: float = 10.0, step: Callable[[]
             return future.result()
         client.remove_pending_request(future)
     raise AssertionError(f"no answer from {client.srv_name} within {timeout_s} s")
+
+
+@contextmanager
+def scoped_endpoints(node: Node) -> Iterator[Node]:
+    """Destroy the publishers, subscriptions and clients made on a shared node inside the block. A transient-local
+    publisher left behind by one test (or a failed attempt before a rerun) replays its samples to the next test's
+    nodes: a learner started by a rerun received the earlier attempts' transitions along with its own."""
+    before = {id(e) for e in (*node.publishers, *node.subscriptions, *node.clients)}
+    try:
+        yield node
+    finally:
+        for pub in [p for p in node.publishers if id(p) not in before]:
+            node.destroy_publisher(pub)
+        for sub in [s for s in node.subscriptions if id(s) not in before]:
+            node.destroy_subscription(sub)
+        for client in [c for c in node.clients if id(c) not in before]:
+            node.destroy_client(client)

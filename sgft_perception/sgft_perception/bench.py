@@ -84,10 +84,13 @@ def bench_dds(clouds: int, rate_hz: float, transport: str) -> None:
     from sgft_perception.pointcloud2 import build_pointcloud2
 
     os.environ["ROS_DOMAIN_ID"] = str(random.Random(time.time_ns()).randint(1, 100))
-    if transport != "default":
+    if transport == "profile":
+        if not os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
+            raise SystemExit("--transport profile: FASTDDS_DEFAULT_PROFILES_FILE is not set (source setup.bash)")
+        transport = Path(os.environ["FASTDDS_DEFAULT_PROFILES_FILE"]).name
+    else:  # a built-in choice; a profile file would override it
+        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
         os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = transport
-    else:
-        os.environ.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
     topic = "/bench/camera/points"
     extrinsic = "[" + ",".join(repr(float(v)) for v in [*CAMERA.translation, *CAMERA.quaternion_xyzw]) + "]"
     package_root = Path(__file__).resolve().parents[1]
@@ -157,8 +160,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100, help="numpy path repetitions")
     parser.add_argument("--clouds", type=int, default=40, help="clouds per resolution through DDS")
     parser.add_argument("--rate", type=float, default=5.0, help="clouds per second through DDS")
-    parser.add_argument("--transport", default="LARGE_DATA",
-                        help="FASTDDS_BUILTIN_TRANSPORTS for both processes, or 'default' (UDP only here)")
+    parser.add_argument("--transport", default="profile",
+                        help="'profile': the FASTDDS_DEFAULT_PROFILES_FILE setup.bash sets (the graph's); else a "
+                             "FASTDDS_BUILTIN_TRANSPORTS value for both processes (DEFAULT, LARGE_DATA, ...)")
     parser.add_argument("--skip-dds", action="store_true", help="only the numpy path")
     args = parser.parse_args()
     bench_numpy(args.runs)

@@ -197,7 +197,7 @@ class SimRobotNode(Node):
     def _measured_at(self, stamp: TimeMsg) -> tuple[np.ndarray, np.ndarray]:
         """End-effector position and joint positions published last at or before `stamp` (sim time); the current
         ones for an unstamped command or one older than the history (then nothing better is known)."""
-        step = int((stamp.sec + 1e-9 * stamp.nanosec) / self.state_period + 1e-6)
+        step = int(Time.from_msg(stamp).nanoseconds * 1e-9 / self.state_period + 1e-6)
         if self.history and self.history[0][0] <= step:
             for recorded, ee, q in reversed(self.history):
                 if recorded <= step:
@@ -310,7 +310,7 @@ class SimRobotNode(Node):
                     late_commands += 1
                     self.get_logger().warning(
                         f"no command within {self.command_timeout} s of the tick at sim time {self.sim_time:.2f} s "
-                        f"({late_commands} so far): going on without waiting until the next command",
+                        f"({late_commands} so far): going on without waiting until the next episode event",
                         throttle_duration_sec=10.0)
                 wall_start += time.monotonic() - waited
             # pace: sim time runs time_scale times faster than the wall clock (never faster than we can compute)
