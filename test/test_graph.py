@@ -16,12 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sgft_interfaces.testing import isolate_domain, spin_until
+from sgft_interfaces.testing import RERUN_MULTIPROCESS, isolate_domain, spin_until
 
-# Multi-process DDS tests: Fast DDS (LARGE_DATA transports) now and then never matches one pair of participants
-# started together, and the test waits in vain; a rerun with fresh processes is the remedy. A deterministic failure
-# still fails all three runs.
-pytestmark = pytest.mark.flaky(reruns=2)
+pytestmark = RERUN_MULTIPROCESS  # (why: sgft_interfaces.testing)
 
 isolate_domain()
 

@@ -1,12 +1,12 @@
 """How often does a pair of DDS endpoints fail to match when several ROS 2 processes start together?
 
-    source setup.bash && python tools/dds_match_check.py --rounds 20           # the transports setup.bash sets
-    FASTDDS_BUILTIN_TRANSPORTS=DEFAULT python tools/dds_match_check.py --rounds 20
+    source setup.bash && python tools/dds_match_check.py --rounds 20            # the graph's profile (setup.bash)
+    python tools/dds_match_check.py --rounds 20 --transport LARGE_DATA             # a built-in choice instead
 
 Each round starts --peers processes at once (or --stagger seconds apart); each publishes one message on a topic of
 its own (reliable, transient local, as the graph's transitions) and subscribes to every other peer's. A peer that has
 not heard from another after --wait seconds reports the pair missing. The summary line counts the rounds with any
-missing pair (README, "Known problem" under the main job).
+missing pair (README, "Transports" under the main job).
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import os
 import subprocess
 import sys
 import time
+
+from sgft_interfaces.qos import select_transport
 
 
 def peer(name: str, names: list[str], wait_s: float) -> None:
@@ -47,6 +49,8 @@ def main() -> int:
     parser.add_argument("--peers", type=int, default=5)
     parser.add_argument("--wait", type=float, default=8.0, help="seconds each peer waits for the others")
     parser.add_argument("--stagger", type=float, default=0.0, help="seconds between peer starts")
+    parser.add_argument("--transport", default="profile",
+                        help="'profile' (the graph's, from setup.bash) or a FASTDDS_BUILTIN_TRANSPORTS value")
     parser.add_argument("--peer", help=argparse.SUPPRESS)
     parser.add_argument("--names", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -54,6 +58,7 @@ def main() -> int:
         peer(args.peer, args.names.split(","), args.wait)
         return 0
     os.environ.setdefault("ROS_DOMAIN_ID", "61")
+    transport = select_transport(args.transport)  # inherited by the peers
     names = [chr(ord("a") + i) for i in range(args.peers)]
     failed = 0
     for round_index in range(1, args.rounds + 1):
@@ -67,7 +72,7 @@ def main() -> int:
         if missing:
             failed += 1
             print(f"round {round_index}: {'; '.join(missing)}", flush=True)
-    print(f"FASTDDS_BUILTIN_TRANSPORTS={os.environ.get('FASTDDS_BUILTIN_TRANSPORTS', '(unset)')}, {args.peers} peers, "
+    print(f"{transport}, {args.peers} peers, "
           f"stagger {args.stagger} s: {failed} of {args.rounds} rounds with a missing pair")
     return 0
 

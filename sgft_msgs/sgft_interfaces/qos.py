@@ -1,5 +1,8 @@
 """QoS profiles, each chosen on purpose (the reason is next to it)."""
 
+import os
+from pathlib import Path
+
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 # Camera clouds: only the newest matters and an 8 MB cloud must never queue up behind older ones.
@@ -34,3 +37,18 @@ STATUS_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history
 # E-stop state is latched: a node (re)started while the stop is engaged must see it at once.
 ESTOP_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)
+
+
+def select_transport(choice: str) -> str:
+    """For benchmarks and checks that compare transports; call before rclpy.init (child processes inherit it).
+    "profile" keeps the profile file setup.bash names (the graph's transports, sgft_bringup/config/fastdds.xml); any
+    other value is a FASTDDS_BUILTIN_TRANSPORTS choice (DEFAULT, LARGE_DATA, SHM, ...), and the profile file, which
+    would override it, is dropped. Returns a label for the printout."""
+    if choice == "profile":
+        profile = os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE")
+        if not profile:
+            raise SystemExit("transport 'profile': FASTDDS_DEFAULT_PROFILES_FILE is not set (source setup.bash)")
+        return f"profile {Path(profile).name}"
+    os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = choice
+    return f"FASTDDS_BUILTIN_TRANSPORTS={choice}"

@@ -10,8 +10,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import pytest
 import rclpy
 from rclpy.node import Node
+
+# For the test modules that start nodes as processes over DDS: `pytestmark = RERUN_MULTIPROCESS`. Under the LARGE_DATA
+# transports one pair of participants started together now and then never matched (tools/dds_match_check.py: 5 of 20
+# rounds) and the test waited in vain; the shared-memory profile setup.bash now sets matched in every round, and the
+# reruns stay as a guard. A rerun starts fresh processes; a deterministic failure still fails all three attempts.
+RERUN_MULTIPROCESS = pytest.mark.flaky(reruns=2)
 
 
 def isolate_domain() -> int:

@@ -79,18 +79,13 @@ def bench_dds(clouds: int, rate_hz: float, transport: str) -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import PointCloud2
 
+    from sgft_interfaces.qos import select_transport
     from sgft_msgs.msg import ObjectDetection
     from sgft_perception.perception_node import DETECTION_TOPIC
     from sgft_perception.pointcloud2 import build_pointcloud2
 
     os.environ["ROS_DOMAIN_ID"] = str(random.Random(time.time_ns()).randint(1, 100))
-    if transport == "profile":
-        if not os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE"):
-            raise SystemExit("--transport profile: FASTDDS_DEFAULT_PROFILES_FILE is not set (source setup.bash)")
-        transport = Path(os.environ["FASTDDS_DEFAULT_PROFILES_FILE"]).name
-    else:  # a built-in choice; a profile file would override it
-        os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
-        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = transport
+    transport = select_transport(transport)
     topic = "/bench/camera/points"
     extrinsic = "[" + ",".join(repr(float(v)) for v in [*CAMERA.translation, *CAMERA.quaternion_xyzw]) + "]"
     package_root = Path(__file__).resolve().parents[1]
@@ -114,7 +109,7 @@ def bench_dds(clouds: int, rate_hz: float, transport: str) -> None:
                              QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
     pub = node.create_publisher(PointCloud2, topic, QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT))
     try:
-        print(f"end to end through DDS (transport {transport}): cloud stamp -> detection received in this process")
+        print(f"end to end through DDS ({transport}): cloud stamp -> detection received in this process")
         for width, height in RESOLUTIONS:
             msg = build_pointcloud2(*render_cloud(SCENE, CAMERA, width, height), "camera_depth_optical_frame")
             # warm-up until the node answers (discovery, imports), then measure

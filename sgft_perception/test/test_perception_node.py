@@ -22,19 +22,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# Multi-process DDS tests: Fast DDS (LARGE_DATA transports) now and then never matches one pair of participants
-# started together, and the test waits in vain; a rerun with fresh processes is the remedy. A deterministic failure
-# still fails all three runs.
-pytestmark = pytest.mark.flaky(reruns=2)
-
 rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
 
+from sgft_interfaces.testing import RERUN_MULTIPROCESS  # noqa: E402
 from sgft_msgs.msg import ObjectDetection  # noqa: E402
 from sgft_perception.perception_node import DETECTION_TOPIC  # noqa: E402
 from sgft_perception.pointcloud2 import build_pointcloud2  # noqa: E402
 from sgft_perception.synthetic import PuckScene, look_at, render_cloud  # noqa: E402
+
+pytestmark = RERUN_MULTIPROCESS  # (why: sgft_interfaces.testing)
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 TOPICS = ["/test/camera1/points", "/test/camera2/points"]

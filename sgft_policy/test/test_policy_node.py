@@ -17,12 +17,18 @@ import numpy as np
 import pytest
 import torch
 
-from sgft_interfaces.testing import call, isolate_domain, node_log, scoped_endpoints, spin_until, start_node, stop_node
+from sgft_interfaces.testing import (
+    RERUN_MULTIPROCESS,
+    call,
+    isolate_domain,
+    node_log,
+    scoped_endpoints,
+    spin_until,
+    start_node,
+    stop_node,
+)
 
-# Multi-process DDS tests: Fast DDS (LARGE_DATA transports) now and then never matches one pair of participants
-# started together, and the test waits in vain; a rerun with fresh processes is the remedy. A deterministic failure
-# still fails all three runs.
-pytestmark = pytest.mark.flaky(reruns=2)
+pytestmark = RERUN_MULTIPROCESS  # (why: sgft_interfaces.testing)
 
 isolate_domain()
 
