@@ -20,6 +20,9 @@ set +u
 source "$repo/install/setup.bash"
 set -u
 
+# Tests SIGKILL nodes on purpose; free the shared memory such deaths left behind (earlier runs' too).
+fastdds shm clean | grep -v "^0 " || true
+
 echo "run_tests: colcon test"
 # Sequential: the DDS tests start processes and measure timing; two cores do not take parallel suites well.
 colcon test --executor sequential --event-handlers console_direct+ summary+ \
