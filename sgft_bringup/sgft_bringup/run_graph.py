@@ -46,11 +46,14 @@ def clean_shared_memory() -> None:
     if shutil.which("fastdds") is None:
         return
     try:
-        out = subprocess.run(["fastdds", "shm", "clean"], capture_output=True, text=True, timeout=30).stdout
+        result = subprocess.run(["fastdds", "shm", "clean"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as err:
-        print(f"run_graph: fastdds shm clean failed ({err}); going on", file=sys.stderr)
+        result = err
+    lines = [line.strip() for line in getattr(result, "stdout", "").splitlines()]
+    if not any(line.startswith("shm.clean") for line in lines):  # e.g. psutil missing: said on stdout, exit 0
+        print(f"run_graph: `fastdds shm clean` did not run ({'; '.join(lines) or result}); going on", file=sys.stderr)
         return
-    cleaned = [line.strip() for line in out.splitlines() if "zombie" in line and not line.startswith("0 ")]
+    cleaned = [line for line in lines if "zombie" in line and not line.startswith("0 ")]
     if cleaned:
         print(f"run_graph: shared memory of dead processes freed ({', '.join(cleaned)})", flush=True)
 
