@@ -14,7 +14,7 @@ from sgft_interfaces.testing import (
     RERUN_MULTIPROCESS,
     isolate_domain,
     node_log,
-    scoped_endpoints,
+    shared_node_fixtures,
     spin_until,
     start_node,
     stop_node,
@@ -72,20 +72,7 @@ class Peer:
             rclpy.spin_once(self.node, timeout_sec=period)
 
 
-@pytest.fixture(scope="module")
-def ros_node():
-    rclpy.init()
-    node = rclpy.create_node("learner_node_test")
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
-
-
-@pytest.fixture()
-def ros(ros_node):
-    """The module's node, with what each test (or rerun) makes on it destroyed at its end."""
-    with scoped_endpoints(ros_node) as node:
-        yield node
+ros_node, ros = shared_node_fixtures("learner_node_test")  # each test (or rerun) gets the module's node, left clean
 
 
 @pytest.fixture()

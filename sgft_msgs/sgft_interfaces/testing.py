@@ -108,3 +108,23 @@ def scoped_endpoints(node: Node) -> Iterator[Node]:
             node.destroy_subscription(sub)
         for client in [c for c in node.clients if id(c) not in before]:
             node.destroy_client(client)
+
+
+def shared_node_fixtures(name: str):
+    """`ros_node, ros = shared_node_fixtures("my_test")` in a test module: one rclpy context and node for the module
+    (`ros_node`), handed to each test as `ros` with what the test made on it destroyed at its end."""
+
+    @pytest.fixture(scope="module")
+    def ros_node() -> Iterator[Node]:
+        rclpy.init()
+        node = rclpy.create_node(name)
+        yield node
+        node.destroy_node()
+        rclpy.shutdown()
+
+    @pytest.fixture()
+    def ros(ros_node: Node) -> Iterator[Node]:
+        with scoped_endpoints(ros_node) as node:
+            yield node
+
+    return ros_node, ros

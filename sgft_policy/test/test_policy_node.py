@@ -22,7 +22,7 @@ from sgft_interfaces.testing import (
     call,
     isolate_domain,
     node_log,
-    scoped_endpoints,
+    shared_node_fixtures,
     spin_until,
     start_node,
     stop_node,
@@ -32,7 +32,6 @@ pytestmark = RERUN_MULTIPROCESS  # (why: sgft_interfaces.testing)
 
 isolate_domain()
 
-import rclpy  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
@@ -140,20 +139,7 @@ def workdir():
         yield path
 
 
-@pytest.fixture(scope="module")
-def ros_node():
-    rclpy.init()
-    node = rclpy.create_node("policy_node_test")
-    yield node
-    node.destroy_node()
-    rclpy.shutdown()
-
-
-@pytest.fixture()
-def ros(ros_node):
-    """The module's node, with what each test (or rerun) makes on it destroyed at its end."""
-    with scoped_endpoints(ros_node) as node:
-        yield node
+ros_node, ros = shared_node_fixtures("policy_node_test")  # each test (or rerun) gets the module's node, left clean
 
 
 def _policy(workdir: Path, name: str, state: str | None = None):
