@@ -210,7 +210,10 @@ def robust_position(points: np.ndarray, cell: float, radius: float, top_band: fl
     camera) do not pull the result. Seen from an angle, a plain median is pulled toward the camera by the visible
     side faces (up to 2 cm for a 3 cm puck seen from the side) and by perspective (the near half of the object gets
     more pixels), so with `top_band` > 0 the xy position is the center of the 1st..99th percentile extent of the
-    cluster's top surface (points within `top_band` below its 95th-percentile height) and z the top's median height.
+    cluster's top surface and z the top's median height. The top surface is the densest `top_band`-thick height band
+    (the highest such band on a tie), not the highest points: pixels on an object edge in front of a taller one (the
+    push finger behind the puck) mix the two colors and take the taller one's depth, so a few object-colored points
+    sit centimetres above and toward the camera; taken as the top they moved the position by 3–4 cm.
     With `top_band` = 0 it is the per-axis median of the whole cluster.
     """
     keys = np.floor(points[:, :2] / cell).astype(np.int64)
@@ -220,7 +223,13 @@ def robust_position(points: np.ndarray, cell: float, radius: float, top_band: fl
     member = ((points[:, :2] - seed) ** 2).sum(axis=1) <= radius * radius
     cluster = points[member]
     if top_band > 0:
-        top = cluster[cluster[:, 2] >= np.percentile(cluster[:, 2], 95) - top_band]
+        heights = np.sort(cluster[:, 2])
+        # points in (z − top_band, z] for each height z as the band's upper edge; argmax of the reversed counts picks
+        # the highest of the densest bands
+        counts = np.searchsorted(heights, heights, side="right") - np.searchsorted(heights, heights - top_band,
+                                                                                    side="right")
+        upper = heights[len(heights) - 1 - np.argmax(counts[::-1])]
+        top = cluster[(cluster[:, 2] > upper - top_band) & (cluster[:, 2] <= upper)]
         lo, hi = np.percentile(top[:, :2], [1, 99], axis=0)
         xy = (lo + hi) / 2
         z = np.median(top[:, 2])

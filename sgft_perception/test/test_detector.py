@@ -109,6 +109,27 @@ def test_a_smaller_second_red_blob_does_not_pull_the_position():
     np.testing.assert_allclose(result.position[:2], [0.5, 0.05], atol=0.01)
 
 
+def test_mixed_pixels_on_a_taller_tool_do_not_lift_the_top_surface():
+    """The push finger beside the puck: pixels on the puck's silhouette against it mix the two colors and carry the
+    finger's depth, object-colored points 1–4 cm above the puck's top (7 of 72 selected points in a MuJoCo render of
+    push at this pose, which moved the position by 3–4 cm)."""
+    camera = look_at([1.15, -0.55, 0.65], [0.48, 0.0, 0.0])  # the push sim's camera1
+    puck, finger_center = np.array([0.548, -0.023]), np.array([0.56, -0.058])
+    scene = PuckScene(puck_center=tuple(puck), puck_radius=0.025, puck_height=0.03)
+    xyz, rgb = render_cloud(scene, camera, 424, 240)
+    puck_points = int(CONFIG.hsv.select(rgb[np.isfinite(xyz).all(axis=1)]).sum())
+    n = max(5, puck_points // 10)
+    rng = np.random.default_rng(0)
+    toward_puck = (puck - finger_center) / np.linalg.norm(puck - finger_center)
+    surface = finger_center + 0.01 * toward_puck + rng.uniform(-0.003, 0.003, (n, 2))
+    mixed = np.column_stack([surface, rng.uniform(0.04, 0.07, n)])
+    xyz[:n] = (mixed - camera.translation) @ camera.rotation  # base → optical frame
+    rgb[:n] = (0.45 * np.asarray(PUCK_RGB)).astype(np.uint8)  # darker, same hue
+    result = detect_in_cloud(view(xyz, rgb), camera, CONFIG)
+    assert result.valid, result.reason
+    np.testing.assert_allclose(result.position, [*puck, 0.03], atol=0.005)
+
+
 def test_empty_view_and_occlusion_give_no_position():
     no_puck = PuckScene(puck_center=(5.0, 5.0))  # off the table: nothing above the table in the workspace
     result = detect_in_cloud(camera_view(no_puck, SIDE_CAMERA), SIDE_CAMERA, CONFIG)
