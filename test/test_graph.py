@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sgft_interfaces.testing import RERUN_MULTIPROCESS, isolate_domain, spin_until
+from sgft_interfaces.testing import RERUN_MULTIPROCESS, isolate_domain, spin_until, start_episode
 
 pytestmark = RERUN_MULTIPROCESS  # (why: sgft_interfaces.testing)
 
@@ -82,8 +82,8 @@ def test_detections_commands_and_stored_transitions(graph):
         future = reset.call_async(ResetEpisode.Request(seed=3))
         assert spin_until(node, future.done, 30) and future.result().success
         assert spin_until(node, lambda: len(detections) >= 3, 60), "no detections"
-        future = start.call_async(StartEpisode.Request(evaluation=False))
-        assert spin_until(node, future.done, 30) and future.result().accepted
+        started = start_episode(node, start)  # the policy refuses until its own inputs are fresh
+        assert started.accepted, started.message
         assert spin_until(node, lambda: len(transitions) >= 15, 120), f"only {len(transitions)} transitions"
         # the learner dies (SIGKILL) mid-training: the policy keeps controlling, nothing hangs
         n_checked = len(transitions)  # these have a second to reach the store before the kill

@@ -102,13 +102,14 @@ class FinetuneSession(Node):
         reset_ns = self.get_clock().now().nanoseconds
         self._spin_until(lambda: self.detection_stamp_ns > reset_ns, 60.0,
                          f"an object detection of the reset scene on {Topics.OBJECT_DETECTION}")
-        for _ in range(20):
-            started = self._call(self.start_client, StartEpisode.Request(evaluation=evaluation), "start")
-            if started.accepted:
-                break
+        # The policy node refuses while its own inputs are not ready (at the graph's start it can discover perception
+        # after this node did) or while its last episode is still ending: ask again for up to a minute.
+        deadline = time.monotonic() + 60.0
+        while not (started := self._call(self.start_client, StartEpisode.Request(evaluation=evaluation),
+                                         "start")).accepted:
+            if time.monotonic() > deadline:
+                raise SessionError(f"the policy node refuses to start an episode: {started.message}")
             time.sleep(0.5)
-        else:
-            raise SessionError(f"the policy node refuses to start an episode: {started.message}")
         episode = started.episode_id
         self._spin_until(lambda: any(e.episode_id == episode and e.event in (EpisodeEvent.FINISHED,
                                                                            EpisodeEvent.ABORTED)

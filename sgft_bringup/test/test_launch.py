@@ -16,6 +16,7 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 
 from sgft_bringup.graph import share_dir  # noqa: E402
 from sgft_interfaces import COMMAND_QOS, SENSOR_QOS, TRANSITION_QOS, Services, Topics  # noqa: E402
+from sgft_interfaces.testing import start_episode  # noqa: E402
 from sgft_msgs.msg import ObjectDetection, Transition  # noqa: E402
 from sgft_msgs.srv import StartEpisode  # noqa: E402
 
@@ -42,7 +43,8 @@ def test_detections_commands_and_transitions_flow():
     node.create_subscription(Transition, Topics.TRANSITIONS, count("transition"), TRANSITION_QOS)
     client = node.create_client(StartEpisode, Services.START_EPISODE)
     assert client.wait_for_service(timeout_sec=60)
-    client.call_async(StartEpisode.Request())
+    started = start_episode(node, client)  # retried while the policy node is not ready yet
+    assert started.accepted, started.message
     deadline = time.monotonic() + 60
     while min(got.values()) == 0 and time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.1)

@@ -93,6 +93,20 @@ def call(node: Node, client, request, timeout_s: float = 10.0, step: Callable[[]
     raise AssertionError(f"no answer from {client.srv_name} within {timeout_s} s")
 
 
+def start_episode(node: Node, client, evaluation: bool = False, timeout_s: float = 60.0,
+                  step: Callable[[], None] | None = None):
+    """StartEpisode until the policy node accepts: it refuses while its own inputs are not ready yet ("not ready:
+    ..."), e.g. before it has discovered perception. Returns the last response (accepted or not)."""
+    from sgft_msgs.srv import StartEpisode
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        response = call(node, client, StartEpisode.Request(evaluation=evaluation), step=step)
+        if response.accepted or not response.message.startswith("not ready") or time.monotonic() > deadline:
+            return response
+        spin_until(node, lambda: False, 0.5, step)
+
+
 @contextmanager
 def scoped_endpoints(node: Node) -> Iterator[Node]:
     """Destroy the publishers, subscriptions and clients made on a shared node inside the block. A transient-local

@@ -24,6 +24,7 @@ from sgft_interfaces.testing import (
     node_log,
     shared_node_fixtures,
     spin_until,
+    start_episode,
     start_node,
     stop_node,
 )
@@ -158,7 +159,7 @@ def test_commands_stay_in_envelope_and_weights_hot_swap(workdir, ros):
     robot = FakeRobot(ros)
     try:
         robot.run(1.0)
-        response = call(ros, robot.start, StartEpisode.Request(evaluation=False), step=robot.publish)
+        response = start_episode(ros, robot.start, step=robot.publish)
         assert response.accepted, response.message
         robot.run(2.0)
         # full throttle towards +x +y: the robot must stop at the box's corner, one bounded step at a time
@@ -204,8 +205,18 @@ def test_stale_camera_holds_and_estop_survives_restart(workdir, ros):
     proc = _policy(workdir, "policy_hold", state="hold")
     robot = FakeRobot(ros, start_xy=(0.3, 0.0))
     try:
+        # no detection yet: the start is refused with the reason instead of starting an episode that holds
+        robot.camera_on = False
         robot.run(1.0)
-        assert call(ros, robot.start, StartEpisode.Request(evaluation=False), step=robot.publish).accepted
+        deadline = time.monotonic() + 30
+        while True:  # until the starting node has the fake robot's pose, that is what it is missing first
+            refused = call(ros, robot.start, StartEpisode.Request(evaluation=False), step=robot.publish)
+            if refused.message != "not ready: robot pose stale or missing" or time.monotonic() > deadline:
+                break
+            robot.run(0.5)
+        assert not refused.accepted and refused.message == "not ready: object detection stale or missing", refused
+        robot.camera_on = True
+        assert start_episode(ros, robot.start, step=robot.publish).accepted
         robot.run(1.5)
         robot.camera_on = False
         robot.run(0.6)  # max_input_age 0.3 s + one period
@@ -234,7 +245,7 @@ def test_stale_camera_holds_and_estop_survives_restart(workdir, ros):
         refused = call(ros, robot.start, StartEpisode.Request(), timeout_s=30, step=robot.publish)
         assert not refused.accepted and "e-stop" in refused.message
         call(ros, robot.estop, SetBool.Request(data=False), step=robot.publish)
-        assert call(ros, robot.start, StartEpisode.Request(), step=robot.publish).accepted
+        assert start_episode(ros, robot.start, step=robot.publish).accepted
     finally:
         stop_node(proc)
 
@@ -260,7 +271,7 @@ def test_killed_policy_node_sends_nothing_and_its_episode_is_aborted_on_restart(
     proc = _policy(workdir, "policy_kill")
     try:
         robot.run(1.0)
-        started = call(ros, robot.start, StartEpisode.Request(evaluation=False), step=robot.publish)
+        started = start_episode(ros, robot.start, step=robot.publish)
         assert started.accepted
         robot.update_pub.publish(adversarial_update(version=5, direction=+1.0))  # latched for the next node
         robot.run(1.5)
@@ -279,7 +290,7 @@ def test_killed_policy_node_sends_nothing_and_its_episode_is_aborted_on_restart(
                                            for e in robot.events), 30, robot.publish), node_log(proc)
         aborted = next(e for e in robot.events if e.event == EpisodeEvent.ABORTED)
         assert "restarted" in aborted.reason and not aborted.success
-        again = call(ros, robot.start, StartEpisode.Request(evaluation=False), step=robot.publish)
+        again = start_episode(ros, robot.start, step=robot.publish)
         assert again.accepted and again.episode_id == started.episode_id + 1  # numbering continues
         robot.run(1.5)
         new = [t for t in robot.transitions if t.episode_id == again.episode_id]
@@ -317,7 +328,7 @@ def test_sim_time_stall_and_clock_jump_give_no_burst_of_commands(workdir, ros):
     }, str(workdir / "policy_clock.log"))
     try:
         robot.run(1.5)
-        assert call(ros, robot.start, StartEpisode.Request(), step=robot.publish).accepted, node_log(proc)
+        assert start_episode(ros, robot.start, step=robot.publish).accepted, node_log(proc)
         robot.run(1.5)
         assert len(robot.commands) >= 4, node_log(proc)
         # ticks fall on multiples of the period (0.2 s) of sim time, which began at 100.0 s plus however long the
