@@ -114,8 +114,10 @@ def test_store_rejections_weights_and_resume_after_sigkill(workdir, ros):
     try:
         peer.wait_for_learner()
         peer.send(good[:30] + bad + good[30:])
+        # the weights too: their subscription matches apart from the status's, so a status can say version > 0
+        # before any PolicyUpdate has reached this peer
         assert spin_until(ros, lambda: peer.latest().transitions_stored >= len(good)
-                          and peer.latest().policy_version > 0, 60), node_log(proc)
+                          and peer.latest().policy_version > 0 and peer.updates, 60), node_log(proc)
         status = peer.latest()
         assert status.transitions_received == len(good) + len(bad)
         assert status.transitions_rejected == len(bad)
