@@ -14,6 +14,8 @@ import pytest
 import rclpy
 from rclpy.node import Node
 
+from sgft_interfaces.topics import Services
+
 # For the test modules that start nodes as processes over DDS: `pytestmark = RERUN_MULTIPROCESS`. Under the LARGE_DATA
 # transports one pair of participants started together now and then never matched (tools/dds_match_check.py: 5 of 20
 # rounds) and the test waited in vain; the shared-memory profile setup.bash now sets matched in every round, and the
@@ -94,15 +96,15 @@ def call(node: Node, client, request, timeout_s: float = 10.0, step: Callable[[]
 
 
 def start_episode(node: Node, client, evaluation: bool = False, timeout_s: float = 60.0,
-                  step: Callable[[], None] | None = None):
-    """StartEpisode until the policy node accepts: it refuses while its own inputs are not ready yet ("not ready:
-    ..."), e.g. before it has discovered perception. Returns the last response (accepted or not)."""
+                  step: Callable[[], None] | None = None, retry_while: str = Services.START_NOT_READY):
+    """StartEpisode, asked again while the refusal begins with `retry_while`: by default while the policy node's own
+    inputs are not ready yet (e.g. before it has discovered perception). Returns the last response."""
     from sgft_msgs.srv import StartEpisode
 
     deadline = time.monotonic() + timeout_s
     while True:
         response = call(node, client, StartEpisode.Request(evaluation=evaluation), step=step)
-        if response.accepted or not response.message.startswith("not ready") or time.monotonic() > deadline:
+        if response.accepted or not response.message.startswith(retry_while) or time.monotonic() > deadline:
             return response
         spin_until(node, lambda: False, 0.5, step)
 

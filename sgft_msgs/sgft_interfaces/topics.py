@@ -27,6 +27,9 @@ class Topics:
 
 class Services:
     START_EPISODE = "/sgft/start_episode"
+    # how StartEpisode's refusal begins while the policy's inputs would make its first tick hold ("not ready: <why>"):
+    # a caller may ask again; other refusals (e-stop, an episode running) need something else to change first
+    START_NOT_READY = "not ready"
     STOP_EPISODE = "/sgft/stop_episode"
     # resets the scene: the simulated robot serves it; on the real robot, a homing node does
     RESET_EPISODE = "/sgft/reset_episode"

@@ -319,7 +319,7 @@ class PolicyNode(Node):
         elif not_ready := self._observe(self._now())[1]:
             # Refused rather than started on hold: at a graph's start the detections can reach the session before
             # they reach this node, and an episode that began holding was aborted after max_hold_s (its scene lost).
-            response.accepted, response.message = False, f"not ready: {not_ready}"
+            response.accepted, response.message = False, f"{Services.START_NOT_READY}: {not_ready}"
         else:
             self.episode_id += 1
             self.running, self.evaluation = True, bool(request.evaluation)

@@ -208,12 +208,8 @@ def test_stale_camera_holds_and_estop_survives_restart(workdir, ros):
         # no detection yet: the start is refused with the reason instead of starting an episode that holds
         robot.camera_on = False
         robot.run(1.0)
-        deadline = time.monotonic() + 30
-        while True:  # until the starting node has the fake robot's pose, that is what it is missing first
-            refused = call(ros, robot.start, StartEpisode.Request(evaluation=False), step=robot.publish)
-            if refused.message != "not ready: robot pose stale or missing" or time.monotonic() > deadline:
-                break
-            robot.run(0.5)
+        # asked again while the starting node still lacks the fake robot's pose, which it would miss first
+        refused = start_episode(ros, robot.start, step=robot.publish, retry_while="not ready: robot pose")
         assert not refused.accepted and refused.message == "not ready: object detection stale or missing", refused
         robot.camera_on = True
         assert start_episode(ros, robot.start, step=robot.publish).accepted
