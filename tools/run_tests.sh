@@ -26,11 +26,11 @@ fastdds shm clean | grep -v "^0 " || true
 echo "run_tests: colcon test"
 # Sequential: the DDS tests start processes and measure timing; two cores do not take parallel suites well.
 colcon test --executor sequential --event-handlers console_direct+ summary+ \
-  --pytest-args -q -p no:cacheprovider
+  --pytest-args -q -p no:cacheprovider --rerun-show-tracebacks
 
 echo "run_tests: cross-package tests (test/)"
 mkdir -p build/sgft_integration
-python -m pytest test -q -p no:cacheprovider --junitxml=build/sgft_integration/pytest.xml || true
+python -m pytest test -q -p no:cacheprovider --rerun-show-tracebacks --junitxml=build/sgft_integration/pytest.xml || true
 
 echo "run_tests: results"
 set +e

@@ -104,7 +104,8 @@ class LearnerNode(Node):
         self.trainer = threading.Thread(target=self._train, name="trainer", daemon=True)
         self.trainer.start()
         self.get_logger().info(
-            f"learner '{self.method}' for {self.spec.name}: {self.store.records} stored transitions, "
+            f"learner '{self.method}'{f' with {overrides}' if overrides else ''} for {self.spec.name}: "
+            f"{self.store.records} stored transitions, "
             f"policy version {self.learner.policy_version}, run dir {self.run_dir}")
 
     # -------------------------------------------------------------------------------------------- resume

@@ -9,6 +9,7 @@ methods a ROS node can call directly (`set_ee_target`, `set_joint_targets`, `sim
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import gymnasium as gym
@@ -26,6 +27,9 @@ TABLE_HALF_THICKNESS = 0.02
 # Joint targets move from the old to the new value in this many equal steps spread over the first half of the hold:
 # the real controller interpolates at 1 kHz; a jump would be an impulse no Franka produces.
 TARGET_RAMP_CHUNKS = 5
+# The simulated robot node's physics step (its state_rate_hz default: 50 Hz), which latency_model="command_delay"
+# reproduces: each state step's simulate() ramps a new target in over its first half.
+ROBOT_NODE_STATE_PERIOD = 0.02
 
 
 class FrankaTaskEnv(gym.Env):
@@ -197,13 +201,16 @@ class FrankaTaskEnv(gym.Env):
     def _ik_seed(self) -> np.ndarray:
         return HOME_Q
 
-    def apply_action(self, action: np.ndarray) -> None:
-        """Turn a normalized action into a controller target: delta from the measured state, bounded by the box."""
+    def apply_action(self, action: np.ndarray,
+                     measured: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Turn a normalized action into a controller target: delta from the measured state (now, or `measured`:
+        the end-effector position and joint positions the action was computed from), bounded by the box."""
         delta = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0) * self.task.max_delta
+        ee, q = (None, None) if measured is None else measured
         if self.task.action_kind == "cartesian":
-            self.set_ee_target(self.scaled_ee_target(delta))
+            self.set_ee_target(self.scaled_ee_target(delta, ee))
         else:
-            self.set_joint_targets(self.scaled_joint_targets(dict(zip(self.task.joint_names, delta, strict=True))))
+            self.set_joint_targets(self.scaled_joint_targets(dict(zip(self.task.joint_names, delta, strict=True)), q))
 
     # The proxy's mis-calibrated action magnitude, in one place for the env and the simulated robot node: a commanded
     # change of the measured state reaches the controller multiplied by proxy.action_scale.
@@ -233,10 +240,25 @@ class FrankaTaskEnv(gym.Env):
         return copied
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
-        self.apply_action(action)
-        hold = 1.0 if self.proxy.hold_periods is None else float(self._rng.uniform(*self.proxy.hold_periods))
-        self.last_hold_periods = hold
-        self.simulate(hold * self.task.control_period)
+        period = self.task.control_period
+        if self.proxy.latency_model == "command_delay":
+            # The simulated robot node's loop: physics in state steps, a command applied at the first state step
+            # boundary at or after its delay (scaled against the state it was computed from), the previous target
+            # running on until then; the next observation one period after this one.
+            measured = self.ee_position(), self.arm.q()
+            delay = self.proxy.command_delay_periods(self._rng) * period
+            state_steps = round(period / ROBOT_NODE_STATE_PERIOD)
+            apply_at = min(state_steps - 1, math.ceil(delay / ROBOT_NODE_STATE_PERIOD - 1e-9))
+            for step in range(state_steps):
+                if step == apply_at:
+                    self.apply_action(action, measured)
+                self.simulate(ROBOT_NODE_STATE_PERIOD)
+            self.last_hold_periods = 1.0 - apply_at / state_steps  # of this action, up to this observation
+        else:
+            self.apply_action(action)
+            hold = 1.0 if self.proxy.hold_periods is None else float(self._rng.uniform(*self.proxy.hold_periods))
+            self.last_hold_periods = hold
+            self.simulate(hold * period)
         self._steps += 1
         obs = self.perceived_observation()
         reward = float(self.task.reward(obs))

@@ -39,7 +39,7 @@ from sgft_core.finetune import METHODS, FinetuneLearner, make_config
 from sgft_core.replay import Batch
 from sgft_core.tasks import EVAL_SEED, get_task
 from sgft_interfaces.share import installed_share
-from sgft_sim import make_env
+from sgft_sim import ProxyConfig, make_env
 
 SUCCESS_THRESHOLD = 0.8
 
@@ -65,6 +65,9 @@ class Settings:
     rlpd_sim_episodes: int = 20  # sim data for RLPD: half random-action, half π_sim episodes
     # FinetuneConfig fields to override: "key" for every method, "method.key" for one method only
     overrides: dict = field(default_factory=dict)
+    # ProxyConfig fields to override in the training and evaluation envs (latency_model=command_delay: the timing
+    # of the ROS graph's simulated robot)
+    proxy_overrides: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,8 +133,8 @@ def run_one(task: str, proxy: str, method: str, seed: int, settings: Settings, c
     learner = FinetuneLearner(spec, checkpoint.networks, config, seed=seed, network_config=checkpoint.network_config)
     if config.sim_data_fraction > 0:
         learner.add_sim_data(collect_sim_data(task, checkpoint.networks, settings.rlpd_sim_episodes, seed))
-    env = make_env(task, proxy, seed=seed)
-    eval_env = make_env(task, proxy, seed=seed + 1)
+    env = make_env(task, proxy, seed=seed, **settings.proxy_overrides)
+    eval_env = make_env(task, proxy, seed=seed + 1, **settings.proxy_overrides)
 
     curve_episodes, curve_success, curve_return = [], [], []
 
@@ -273,14 +276,17 @@ def write_outputs(results: list[dict], out: Path) -> list[dict]:
     return rows
 
 
-def _parse_overrides(items: list[str]) -> dict:
+def _parse_overrides(items: list[str], proxy: bool = False) -> dict:
     """`key=value` pairs; values parsed as JSON where possible (numbers, true/false, null), else kept as strings."""
     overrides = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep:
-            raise SystemExit(f"--set expects key=value or method.key=value, got {item!r}")
-        if "." in key and key.split(".", 1)[0] not in METHODS:
+            raise SystemExit(f"--{'proxy-set' if proxy else 'set'} expects key=value"
+                             f"{'' if proxy else ' or method.key=value'}, got {item!r}")
+        if proxy and key not in ProxyConfig.__dataclass_fields__:
+            raise SystemExit(f"--proxy-set {item!r}: ProxyConfig has no field {key!r}")
+        if not proxy and "." in key and key.split(".", 1)[0] not in METHODS:
             raise SystemExit(f"--set {item!r}: unknown method {key.split('.', 1)[0]!r}; known: {', '.join(METHODS)}")
         try:
             overrides[key] = json.loads(value)
@@ -303,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override a FinetuneConfig field for every method (prefill_episodes=5) or for one "
                              "(rlpd.utd=5)")
+    parser.add_argument("--proxy-set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="override a ProxyConfig field of the envs (latency_model=command_delay: the ROS "
+                             "graph's robot timing)")
     parser.add_argument("--checkpoint-dir", type=Path, default=DEFAULT_CHECKPOINT_DIR)
     parser.add_argument("--out", type=Path, default=Path("benchmark_results"))
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
@@ -313,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("MUJOCO_GL", "osmesa")
     settings = Settings(args.episodes, args.eval_every, args.eval_episodes, args.rlpd_sim_episodes,
-                        _parse_overrides(args.set))
+                        _parse_overrides(args.set), _parse_overrides(args.proxy_set, proxy=True))
     for task in args.tasks:
         path = args.checkpoint_dir / f"{task}.safetensors"
         if not path.is_file():
@@ -327,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         path = runs_dir / f"{run_name(*key)}.json"
         if path.is_file():
             result = json.loads(path.read_text())
-            if result["settings"] != settings.to_dict():
+            # results written before a Settings field existed were run with its default
+            if Settings().to_dict() | result["settings"] != settings.to_dict():
                 parser.error(f"{path} was produced with other settings ({result['settings']}); use another --out")
             results.append(result)
         else:

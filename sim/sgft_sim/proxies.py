@@ -30,6 +30,13 @@ class ProxyConfig:
     damping_ratio: float = 1.0
     # latency: each action is held for U(low, high) control periods before the next observation (None: exactly 1)
     hold_periods: tuple[float, float] | None = None
+    # How the env realizes hold_periods. "hold": observe after U(low, high) periods, then act at once (no delay
+    # between observation and action), the new target ramped in over half the hold. "command_delay": what the
+    # simulated robot node does (and a real robot has): observations at every control period, each command taking
+    # effect d ~ U(0, (high − low)/2) periods after the observation it was computed from (at the node's next 20 ms
+    # state step), so the previous action runs on meanwhile, and ramped in over 10 ms; each action lasts
+    # period + d_{k+1} − d_k, i.e. within U(low, high).
+    latency_model: str = "hold"
     # object dynamics relative to the task's (push: puck; insert: part friction)
     object_mass_scale: float = 1.0
     object_friction_scale: float = 1.0
@@ -38,6 +45,18 @@ class ProxyConfig:
     # constant perception errors (a mis-calibrated camera or TCP), by the task's observation names (sgft_core.tasks):
     # added to what the robot observes, and so to what reward and success are computed from; the scene is unchanged
     observation_offset: dict[str, float] = field(default_factory=dict)
+
+
+    def __post_init__(self) -> None:
+        if self.latency_model not in ("hold", "command_delay"):
+            raise ValueError(f"latency_model must be 'hold' or 'command_delay', got {self.latency_model!r}")
+
+    def command_delay_periods(self, rng) -> float:
+        """One command's delay in control periods under the "command_delay" model (0 without latency)."""
+        if self.hold_periods is None:
+            return 0.0
+        low, high = self.hold_periods
+        return float(rng.uniform(0.0, 0.5 * (high - low)))
 
 
 SIM = ProxyConfig(name="sim")

@@ -7,7 +7,8 @@ It steps the MuJoCo env in small chunks and publishes, as the real drivers would
 and tracks the Cartesian (PoseStamped) or joint (JointTrajectory) targets it receives. With no new target it holds
 the last one, as the impedance controller does. The proxy's gaps apply to commands here too: the commanded delta is
 rescaled (action_scale) and each command takes effect after a random delay (latency), so that the action is held
-for a random 0.6–1.4 control periods, like the env's `hold_periods`.
+for a random 0.6–1.4 control periods (the proxy's `hold_periods`). The env reproduces this robot's timing with
+`latency_model="command_delay"` (sgft_sim.proxies), so the benchmark can run what the graph runs.
 The object's true position goes out on a debug topic so tests can grade perception.
 
 Camera timing. A real D455 streams at 30 Hz, so the cloud behind the policy's detection is a few tens of ms old at
@@ -49,6 +50,7 @@ from sgft_msgs.msg import EpisodeEvent, ObjectDetection
 from sgft_msgs.srv import ResetEpisode
 from sgft_perception.pointcloud2 import build_pointcloud2
 from sgft_sim import make_env
+from sgft_sim.base_env import ROBOT_NODE_STATE_PERIOD
 from sgft_sim.camera import CAMERA_NAMES
 
 BASE_FRAME = "fr3_link0"
@@ -72,7 +74,8 @@ class SimRobotNode(Node):
         self.idle_time_scale = float(declare(
             "idle_time_scale", 0.0, "time scale between episodes (0 = time_scale): lower, it leaves the CPU to a "
             "learner catching up, while the camera still shows the reset scene"))
-        self.state_period = 1.0 / float(declare("state_rate_hz", 50.0, "robot state publication rate (sim time)"))
+        self.state_period = 1.0 / float(declare("state_rate_hz", 1.0 / ROBOT_NODE_STATE_PERIOD,
+                                                "robot state publication rate (sim time)"))
         self.camera_period = 1.0 / float(declare("camera_rate_hz", 5.0, "point cloud rate per camera (sim time)"))
         self.cameras = list(declare("cameras", ["camera1"], f"simulated cameras, from {list(CAMERA_NAMES)}"))
         self.cloud_size = (int(declare("cloud_width", 424, "depth width (848 or 424 on a D455)")),
@@ -163,11 +166,8 @@ class SimRobotNode(Node):
             command = self._scaled_command(msg)
             if command is None:
                 return
-            delay = 0.0
-            if self.proxy.hold_periods is not None:
-                # A delay d_k ~ U(0, (high − low)/2) periods makes each action last period + d_{k+1} − d_k.
-                low, high = self.proxy.hold_periods
-                delay = self.rng.uniform(0.0, 0.5 * (high - low)) * self.spec.control_period
+            # The robot's latency (ProxyConfig's "command_delay" model, whatever the env's latency_model).
+            delay = self.proxy.command_delay_periods(self.rng) * self.spec.control_period
             self.pending.append((self.sim_time + delay, command))
 
     def _scaled_command(self, msg) -> tuple[str, np.ndarray] | None:

@@ -21,6 +21,10 @@ def test_per_method_overrides():
     with pytest.raises(SystemExit, match="unknown method"):
         benchmark._parse_overrides(["td3.utd=5"])
     assert benchmark._parse_overrides(["rlpd.utd=5", "horizon=null"]) == {"rlpd.utd": 5, "horizon": None}
+    assert benchmark._parse_overrides(["latency_model=command_delay"], proxy=True) == {
+        "latency_model": "command_delay"}
+    with pytest.raises(SystemExit, match="no field 'latency'"):
+        benchmark._parse_overrides(["latency=command_delay"], proxy=True)
 
 
 def test_run_metrics_by_hand():
@@ -71,6 +75,14 @@ def test_tiny_sweep_writes_everything_and_resumes(checkpoint_dir, tmp_path, monk
     # Other settings in the same --out are refused rather than mixed.
     with pytest.raises(SystemExit):
         benchmark.main([a if a != "2" else "3" for a in argv])
+    with pytest.raises(SystemExit):
+        benchmark.main(argv + ["--proxy-set", "latency_model=command_delay"])
+    # A result written before Settings had proxy_overrides reads as run with none.
+    path = out / "runs" / "push_real_sgft_seed0.json"
+    old = json.loads(path.read_text())
+    del old["settings"]["proxy_overrides"]
+    path.write_text(json.dumps(old))
+    assert benchmark.main(argv) == 0
 
 
 def test_default_checkpoint_dir_holds_the_shipped_checkpoints():

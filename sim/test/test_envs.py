@@ -103,6 +103,32 @@ def test_proxies_differ_from_sim_in_their_knobs():
         assert len(holds) > 1
 
 
+def test_command_delay_latency_runs_the_previous_action_on_then_scales_against_the_observed_state():
+    """The simulated robot node's timing in the env: observations every period, the new target only after a delay,
+    computed from the state the action was chosen on (not the one the arm moved on to meanwhile)."""
+    with pytest.raises(ValueError, match="latency_model"):
+        sgft_sim.make_env("push", "real", latency_model="late")
+    rng = np.random.default_rng(0)
+    delays = [PROXIES["push"]["real"].command_delay_periods(rng) for _ in range(200)]
+    assert 0.0 <= min(delays) < 0.05 and 0.35 < max(delays) <= 0.4  # U(0, (1.4 − 0.6) / 2)
+    assert SIM.command_delay_periods(rng) == 0.0
+    env = sgft_sim.make_env("push", "real", seed=0, latency_model="command_delay")
+    env.reset(seed=3)
+    env.step(np.array([1.0, 0.0]))  # the arm now moves towards +x
+    observed = env.ee_position().copy()
+    seed = next(k for k in range(100) if np.random.default_rng(k).uniform(0.0, 0.4) > 0.25)
+    env._rng = np.random.default_rng(seed)  # a delay over a quarter period for the next command
+    env.step(np.zeros(2))  # "stay where you were observed"
+    assert env.last_hold_periods < 0.75
+    np.testing.assert_allclose(env._ee_target[:2], observed[:2], atol=1e-9)
+    assert env.ee_position()[0] > observed[0] + 1e-3  # the previous action ran on during the delay
+    times = [env.data.time]
+    for _ in range(3):
+        env.step(np.zeros(2))
+        times.append(env.data.time)
+    np.testing.assert_allclose(np.diff(times), env.task.control_period, atol=env.model.opt.timestep)
+
+
 def test_push_real_puck_start_jitters_and_the_gripper_start_does_not():
     env = sgft_sim.make_env("push", "real", seed=0)
     starts = np.array([env.reset(seed=seed)[0] for seed in range(20)])
