@@ -28,7 +28,7 @@ TABLE_HALF_THICKNESS = 0.02
 # the real controller interpolates at 1 kHz; a jump would be an impulse no Franka produces.
 TARGET_RAMP_CHUNKS = 5
 # The simulated robot node's physics step (its state_rate_hz default: 50 Hz), which latency_model="command_delay"
-# reproduces: each state step's simulate() ramps a new target in over its first half.
+# reproduces: the node simulates one state step at a time, so a new target is ramped in within one step.
 ROBOT_NODE_STATE_PERIOD = 0.02
 
 

@@ -34,7 +34,7 @@ class ProxyConfig:
     # between observation and action), the new target ramped in over half the hold. "command_delay": what the
     # simulated robot node does (and a real robot has): observations at every control period, each command taking
     # effect d ~ U(0, (high − low)/2) periods after the observation it was computed from (at the node's next 20 ms
-    # state step), so the previous action runs on meanwhile, and ramped in over 10 ms; each action lasts
+    # state step), so the previous action runs on meanwhile, and ramped in within that step; each action lasts
     # period + d_{k+1} − d_k, i.e. within U(low, high).
     latency_model: str = "hold"
     # object dynamics relative to the task's (push: puck; insert: part friction)
@@ -45,7 +45,6 @@ class ProxyConfig:
     # constant perception errors (a mis-calibrated camera or TCP), by the task's observation names (sgft_core.tasks):
     # added to what the robot observes, and so to what reward and success are computed from; the scene is unchanged
     observation_offset: dict[str, float] = field(default_factory=dict)
-
 
     def __post_init__(self) -> None:
         if self.latency_model not in ("hold", "command_delay"):
