@@ -116,7 +116,8 @@ def test_command_delay_latency_runs_the_previous_action_on_then_scales_against_t
     env.reset(seed=3)
     env.step(np.array([1.0, 0.0]))  # the arm now moves towards +x
     observed = env.ee_position().copy()
-    seed = next(k for k in range(100) if np.random.default_rng(k).uniform(0.0, 0.4) > 0.25)
+    real = PROXIES["push"]["real"]
+    seed = next(k for k in range(100) if real.command_delay_periods(np.random.default_rng(k)) > 0.25)
     env._rng = np.random.default_rng(seed)  # a delay over a quarter period for the next command
     env.step(np.zeros(2))  # "stay where you were observed"
     assert env.last_hold_periods < 0.75
