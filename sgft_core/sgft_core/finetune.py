@@ -288,28 +288,33 @@ class FinetuneLearner:
 
     @torch.no_grad()
     def relabel(self, obs: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminal: torch.Tensor,
-                value_obs: torch.Tensor | None = None) -> torch.Tensor:
-        """r̄ = r + γ·(1 − terminal)·V_sim(s') − V_sim(s) (a terminal state's potential is 0, as PBRS requires)."""
+                value_obs: torch.Tensor | None = None, value_next: torch.Tensor | None = None) -> torch.Tensor:
+        """r̄ = r + γ·(1 − terminal)·V_sim(s') − V_sim(s) (a terminal state's potential is 0, as PBRS requires).
+
+        `value_obs` / `value_next`: V_sim(s) / V_sim(s') when the caller already has them (computed here if not)."""
         if self.config.reward == "raw":
             return reward
         value_obs = self.value(obs) if value_obs is None else value_obs
-        return reward + self.config.gamma * (1.0 - terminal) * self.value(next_obs) - value_obs
+        value_next = self.value(next_obs) if value_next is None else value_next
+        return reward + self.config.gamma * (1.0 - terminal) * value_next - value_obs
 
     @torch.no_grad()
-    def imagine_step(self, obs: torch.Tensor, value_obs: torch.Tensor | None = None
-                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One model step with the current actor: action, its log-prob, next obs, relabelled reward, terminal."""
+    def imagine_step(self, obs: torch.Tensor, value_obs: torch.Tensor | None = None) -> tuple[
+            torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One model step with the current actor: action, its log-prob, next obs, relabelled reward, terminal, and
+        V_sim(next obs) (None with the raw reward), which the next step of a rollout takes as its `value_obs`."""
         action, log_prob, _ = self.actor.sample(obs)
         next_obs = self.dynamics(obs, action)
         terminal = self.task.terminal(next_obs).to(obs.dtype)
-        reward = self.relabel(obs, self.task.reward(next_obs), next_obs, terminal, value_obs)
-        return action, log_prob, next_obs, reward, terminal
+        value_next = self.value(next_obs) if self.config.reward == "shaped" else None
+        reward = self.relabel(obs, self.task.reward(next_obs), next_obs, terminal, value_obs, value_next)
+        return action, log_prob, next_obs, reward, terminal, value_next
 
     @torch.no_grad()
-    def imagine_branches(self, obs: torch.Tensor, value_obs: torch.Tensor | None = None) -> Batch:
-        """`imagined_branches` model transitions per state: B states → B·K rows (state-major: rows k·B + i).
-
-        The K branches of a state share the actor's forward pass (only the Gaussian noise differs) and V_sim(s)."""
+    def _branch_rows(self, obs: torch.Tensor) -> Batch:
+        """`imagined_branches` model transitions per state with the raw task reward: B states → B·K rows
+        (state-major: rows k·B + i). The K branches of a state share the actor's forward pass (only the noise
+        differs)."""
         k, noise = self.config.imagined_branches, self.config.branch_action_noise
         mean, log_std = self.actor(obs)
         if noise > 0:
@@ -320,21 +325,31 @@ class FinetuneLearner:
         branch_obs = obs.repeat(k, 1)
         next_obs = self.dynamics(branch_obs, action)
         terminal = self.task.terminal(next_obs).to(obs.dtype)
-        if self.config.reward == "shaped" and value_obs is None:
-            value_obs = self.value(obs)
-        reward = self.relabel(branch_obs, self.task.reward(next_obs), next_obs, terminal,
-                              None if value_obs is None else value_obs.repeat(k))
-        return Batch(branch_obs, action, reward, next_obs, terminal)
+        return Batch(branch_obs, action, self.task.reward(next_obs), next_obs, terminal)
+
+    @torch.no_grad()
+    def imagine_branches(self, obs: torch.Tensor, value_obs: torch.Tensor | None = None) -> Batch:
+        """The imagined branches of `obs` (see `_branch_rows`) with relabelled rewards; `value_obs`: V_sim(obs)."""
+        rows = self._branch_rows(obs)
+        if value_obs is not None:  # the branches of a state share its V_sim(s)
+            value_obs = value_obs.repeat(self.config.imagined_branches)
+        return rows._replace(reward=self.relabel(rows.obs, rows.reward, rows.next_obs, rows.terminal, value_obs))
 
     @torch.no_grad()
     def critic_targets(self, batch: Batch) -> tuple[Batch, torch.Tensor]:
         """The critic's training rows (relabelled real rows, then imagined branches) and their targets."""
         cfg = self.config
-        obs, action, reward, next_obs, terminal = batch
-        value_obs = self.value(obs) if cfg.reward == "shaped" else None
-        rows = Batch(obs, action, self.relabel(obs, reward, next_obs, terminal, value_obs), next_obs, terminal)
+        rows = batch  # raw rewards until relabelled below, all rows at once
         if cfg.imagined_branches > 0:
-            rows = Batch.concatenate([rows, self.imagine_branches(obs, value_obs)])
+            rows = Batch.concatenate([batch, self._branch_rows(batch.obs)])
+        value_obs = value_next = None
+        if cfg.reward == "shaped":
+            # V_sim once per state: the branches start from the real states, and V_sim(s') is also the first
+            # imagined step's V_sim(s) below (computing it again cost an H = 3 update a fifth of its arithmetic).
+            value_obs = self.value(batch.obs).repeat(1 + cfg.imagined_branches)
+            value_next = self.value(rows.next_obs)
+        rows = rows._replace(
+            reward=self.relabel(rows.obs, rows.reward, rows.next_obs, rows.terminal, value_obs, value_next))
         alpha = self.log_alpha.detach().exp()
         if cfg.horizon is None:  # infinite horizon: soft Bellman backup from the target critic
             next_action, next_log_prob, _ = self.actor.sample(rows.next_obs)
@@ -346,13 +361,14 @@ class FinetuneLearner:
         # Horizon H: done after H steps, so no critic term ever enters the target. Steps 2..H are imagined with the
         # dynamics model and the current actor (soft returns: the entropy bonus of the actor's own choices).
         target, state, alive, discount = rows.reward.clone(), rows.next_obs, 1.0 - rows.terminal, cfg.gamma
+        value_state = value_next
         for _ in range(cfg.horizon - 1):
-            _, log_prob, state, step_reward, step_terminal = self.imagine_step(state)
+            _, log_prob, state, step_reward, step_terminal, value_state = self.imagine_step(state, value_state)
             target += alive * discount * (step_reward - alpha * log_prob)
             alive = alive * (1.0 - step_terminal)
             discount *= cfg.gamma
         if cfg.value_sim_in_target:  # the shaping telescopes to γ^H V_sim(s_H) − V_sim(s): undo the −V_sim(s)
-            target += value_obs.repeat(1 + cfg.imagined_branches)  # rows: the real states, then k branches of each
+            target += value_obs
         return rows, target
 
     def update(self, n_updates: int = 1) -> dict[str, float]:

@@ -114,6 +114,39 @@ def test_longer_horizon_adds_imagined_steps_but_no_critic_term():
     assert not torch.allclose(target, rows.reward)  # steps 2 and 3 contribute imagined shaped rewards
 
 
+def test_horizon_target_equals_the_rollout_written_out_step_by_step():
+    """The kept-critic preset's H = 3 target (V_sim computed once per state and reused along the rollout) against
+    the definition: r̄₀ + Σ_{t=1,2} γ^t·alive_t·(r̄_t − α log π_t) + V_sim(s₀), every V_sim evaluated afresh."""
+    learner = FinetuneLearner(PUSH, _push_networks(), make_config("sgft_kept_critic"))
+    cfg, batch = learner.config, _push_batch(32).to_torch()
+    torch.manual_seed(4)
+    rows, target = learner.critic_targets(batch)
+
+    torch.manual_seed(4)  # the same draws in the same order: branch noise, then one actor sample per step
+    with torch.no_grad():
+        value, k = learner.value, cfg.imagined_branches
+        mean, log_std = learner.actor(batch.obs)
+        branch_action = torch.tanh(mean + log_std.exp() * torch.randn(k, *mean.shape)).reshape(-1, 2)
+        obs = torch.cat([batch.obs, batch.obs.repeat(k, 1)])
+        action = torch.cat([batch.action, branch_action])
+        next_obs = torch.cat([batch.next_obs, learner.dynamics(batch.obs.repeat(k, 1), branch_action)])
+        terminal = torch.cat([batch.terminal, PUSH.terminal(next_obs[32:]).float()])
+        reward = torch.cat([batch.reward, PUSH.reward(next_obs[32:])])
+        expected = reward + cfg.gamma * (1 - terminal) * value(next_obs) - value(obs)
+        torch.testing.assert_close(rows.reward, expected)
+        torch.testing.assert_close(rows.action, action)
+        state, alive = next_obs, 1 - terminal
+        for t in (1, 2):
+            step_action, log_prob, _ = learner.actor.sample(state)
+            step_next = learner.dynamics(state, step_action)
+            step_terminal = PUSH.terminal(step_next).float()
+            shaped = PUSH.reward(step_next) + cfg.gamma * (1 - step_terminal) * value(step_next) - value(state)
+            expected = expected + alive * cfg.gamma**t * (shaped - cfg.temperature * log_prob)
+            state, alive = step_next, alive * (1 - step_terminal)
+        expected = expected + value(obs)
+    torch.testing.assert_close(target, expected, rtol=1e-5, atol=1e-4)
+
+
 def test_imagined_branches_come_from_the_dynamics_model():
     learner = FinetuneLearner(PUSH, _push_networks(), make_config("sgft"))
     batch = _push_batch(256).to_torch()
