@@ -164,6 +164,10 @@ def make_config(method: str, **overrides) -> FinetuneConfig:
         preset = _PRESETS[method]
     except KeyError:
         raise ValueError(f"unknown fine-tuning method {method!r}; known: {', '.join(METHODS)}") from None
+    unknown = sorted(set(overrides) - set(FinetuneConfig.__dataclass_fields__))
+    if unknown:  # a typo in a YAML override must not surface as a TypeError from dataclasses
+        raise ValueError(f"unknown FinetuneConfig field(s) {', '.join(unknown)}; known: "
+                         f"{', '.join(FinetuneConfig.__dataclass_fields__)}")
     return dataclasses.replace(preset, **overrides)
 
 

@@ -229,6 +229,8 @@ def test_variant_configurations():
     with pytest.raises(ValueError, match="unknown fine-tuning method"):
         make_config("td3")
     assert make_config("sgft", batch_size=64).batch_size == 64
+    with pytest.raises(ValueError, match="unknown FinetuneConfig field.* seed, uttd; known: method, gamma"):
+        make_config("sgft", uttd=1, seed=0)
 
 
 def test_variants_start_from_the_right_networks():
