@@ -349,7 +349,7 @@ class FinetuneLearner:
         value_obs = value_next = None
         if cfg.reward == "shaped":
             # V_sim once per state: the branches start from the real states, and V_sim(s') is also the first
-            # imagined step's V_sim(s) below (computing it again cost an H = 3 update a fifth of its arithmetic).
+            # imagined step's V_sim(s) below (computing them again cost an H = 3 update about a sixth of its time).
             value_obs = self.value(batch.obs).repeat(1 + cfg.imagined_branches)
             value_next = self.value(rows.next_obs)
         rows = rows._replace(
