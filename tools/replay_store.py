@@ -20,7 +20,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,13 +49,14 @@ def main() -> None:
     from sgft_core.checkpoint import load_checkpoint
     from sgft_core.finetune import FinetuneLearner, make_config
     from sgft_core.tasks import get_task
+    from sgft_learner.learner_node import feed_transition
     from sgft_learner.transition_store import TransitionStore
     from sgft_msgs.msg import Transition
     from sgft_sim import make_env
-    from sgft_sim.benchmark import _parse_overrides, evaluate
+    from sgft_sim.benchmark import evaluate, parse_overrides
 
     torch.set_num_threads(args.threads)
-    overrides = _parse_overrides(args.set)
+    overrides = parse_overrides(args.set)
     checkpoint = load_checkpoint(args.checkpoint or REPO / f"sgft_bringup/checkpoints/{args.task}.safetensors",
                                  args.task)
     config = make_config(args.method, **overrides)
@@ -75,8 +75,7 @@ def main() -> None:
     episodes, rows = 0, 0
     for payload in TransitionStore(args.store):
         msg = deserialize_message(payload, Transition)
-        learner.add_transition(np.asarray(msg.obs, np.float32), np.asarray(msg.action, np.float32), float(msg.reward),
-                               np.asarray(msg.next_obs, np.float32), bool(msg.terminal), bool(msg.truncated))
+        feed_transition(learner, msg)  # as the learner node feeds it
         rows += 1
         if not (msg.terminal or msg.truncated):
             continue

@@ -42,6 +42,12 @@ CHECKPOINT_NAME = "learner.safetensors"
 STORE_NAME = "transitions.log"
 
 
+def feed_transition(learner: FinetuneLearner, msg: Transition) -> None:
+    """One (validated or stored) Transition message into the learner, raw reward and all."""
+    learner.add_transition(np.asarray(msg.obs, np.float32), np.asarray(msg.action, np.float32), float(msg.reward),
+                           np.asarray(msg.next_obs, np.float32), bool(msg.terminal), bool(msg.truncated))
+
+
 class LearnerNode(Node):
     def __init__(self) -> None:
         super().__init__("sgft_learner")
@@ -187,9 +193,7 @@ class LearnerNode(Node):
             self.fault = ""
 
     def _feed(self, msg: Transition) -> None:
-        self.learner.add_transition(np.asarray(msg.obs, np.float32), np.asarray(msg.action, np.float32),
-                                    float(msg.reward), np.asarray(msg.next_obs, np.float32), bool(msg.terminal),
-                                    bool(msg.truncated))
+        feed_transition(self.learner, msg)
         self.last_obs = np.asarray(msg.next_obs, np.float32)
 
     # ----------------------------------------------------------------------------------------- training

@@ -276,7 +276,7 @@ def write_outputs(results: list[dict], out: Path) -> list[dict]:
     return rows
 
 
-def _parse_overrides(items: list[str], proxy: bool = False) -> dict:
+def parse_overrides(items: list[str], proxy: bool = False) -> dict:
     """`key=value` pairs; values parsed as JSON where possible (numbers, true/false, null), else kept as strings."""
     overrides = {}
     for item in items:
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("MUJOCO_GL", "osmesa")
     settings = Settings(args.episodes, args.eval_every, args.eval_episodes, args.rlpd_sim_episodes,
-                        _parse_overrides(args.set), _parse_overrides(args.proxy_set, proxy=True))
+                        parse_overrides(args.set), parse_overrides(args.proxy_set, proxy=True))
     for task in args.tasks:
         path = args.checkpoint_dir / f"{task}.safetensors"
         if not path.is_file():

@@ -19,12 +19,12 @@ def test_per_method_overrides():
     assert benchmark.method_overrides(overrides, "sgft") == {"batch_size": 32}
     assert benchmark.method_overrides(overrides, "rlpd") == {"batch_size": 16, "utd": 5}
     with pytest.raises(SystemExit, match="unknown method"):
-        benchmark._parse_overrides(["td3.utd=5"])
-    assert benchmark._parse_overrides(["rlpd.utd=5", "horizon=null"]) == {"rlpd.utd": 5, "horizon": None}
-    assert benchmark._parse_overrides(["latency_model=command_delay"], proxy=True) == {
+        benchmark.parse_overrides(["td3.utd=5"])
+    assert benchmark.parse_overrides(["rlpd.utd=5", "horizon=null"]) == {"rlpd.utd": 5, "horizon": None}
+    assert benchmark.parse_overrides(["latency_model=command_delay"], proxy=True) == {
         "latency_model": "command_delay"}
     with pytest.raises(SystemExit, match="no field 'latency'"):
-        benchmark._parse_overrides(["latency=command_delay"], proxy=True)
+        benchmark.parse_overrides(["latency=command_delay"], proxy=True)
 
 
 def test_run_metrics_by_hand():
