@@ -53,6 +53,10 @@ class FinetuneConfig:
     method: str = "sgft"
     gamma: float = 0.99
     lr: float = 3e-4
+    actor_lr: float | None = None  # the actor's own learning rate; None: lr
+    # Weight of a pull towards the starting policy: the actor loss gains w·mean‖tanh μ(s) − tanh μ_sim(s)‖² on the
+    # sampled states (0: none, plain SAC). A critic fit to a few noisy episodes can lead the actor away from π_sim.
+    prior_regularization: float = 0.0
     batch_size: int = 256  # real (and sim) rows per update, before the imagined branches are added
     utd: int = 2  # gradient updates per real transition
     reward: str = "shaped"  # "shaped": r̄ = r + γ·V_sim(s') − V_sim(s); "raw": the task reward r
@@ -112,6 +116,8 @@ class FinetuneConfig:
             raise ValueError("critic_huber_delta must be > 0 or None (squared error)")
         if self.branch_action_noise < 0:
             raise ValueError("branch_action_noise must be ≥ 0 (0: the actor's own distribution)")
+        if self.prior_regularization < 0 or (self.actor_lr is not None and self.actor_lr <= 0):
+            raise ValueError("prior_regularization must be ≥ 0 and actor_lr > 0 (or None: lr)")
         if self.batch_size < 1 or min(self.utd, self.imagined_branches, self.prefill_episodes) < 0:
             raise ValueError("batch_size must be positive; utd, imagined_branches, prefill_episodes non-negative")
 
@@ -215,7 +221,9 @@ class FinetuneLearner:
         else:
             self.critic = copy.deepcopy(networks.critic)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr or config.lr)
+        # The starting policy, frozen: the anchor of prior_regularization.
+        self.actor_prior = copy.deepcopy(self.actor).requires_grad_(False) if config.prior_regularization else None
         self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
         self.dynamics_optimizer = torch.optim.Adam(self.dynamics.parameters(), lr=config.lr)
         self.log_alpha = torch.tensor(math.log(config.temperature), requires_grad=config.autotune_temperature)
@@ -409,11 +417,16 @@ class FinetuneLearner:
             # Actor (after the critic warm-up): maximize Q − α log π on the sampled states.
             if cfg.train_actor and self.updates_done >= cfg.critic_warmup_updates:
                 self.critic.requires_grad_(False)  # the actor loss needs dQ/da only
-                action, log_prob, _ = self.actor.sample(batch.obs)
+                action, log_prob, mean_action = self.actor.sample(batch.obs)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_critic):
                     qs_pi = self.critic(batch.obs, action).float()
                 q_pi = qs_pi.min(0).values if cfg.actor_q_reduce == "min" else qs_pi.mean(0)
                 actor_loss = (self.log_alpha.detach().exp() * log_prob - q_pi).mean()
+                if cfg.prior_regularization > 0:
+                    with torch.no_grad():
+                        prior_action = self.actor_prior.deterministic(batch.obs)
+                    actor_loss = actor_loss + cfg.prior_regularization * (
+                        (mean_action - prior_action) ** 2).sum(-1).mean()
                 self.actor_optimizer.zero_grad(set_to_none=True)
                 actor_loss.backward()
                 with self._lock:  # actor_state() must never see a half-written step

@@ -208,6 +208,28 @@ def test_huber_critic_loss_caps_the_pull_of_an_outlier():
         make_config("sgft", critic_huber_delta=0.0)
 
 
+def test_prior_regularization_holds_the_actor_near_the_starting_policy():
+    data = _push_batch(64)
+    obs = torch.as_tensor(data.obs)
+    start = _push_networks().actor.deterministic(obs)
+
+    def drift(weight: float) -> float:
+        config = make_config("sgft", prefill_episodes=0, critic_warmup_updates=0, batch_size=64, lr=1e-2,
+                             prior_regularization=weight)
+        learner = FinetuneLearner(PUSH, _push_networks(), config, seed=0)
+        learner.real.add_batch(*data)
+        learner.update(30)
+        with torch.no_grad():
+            return (learner.actor.deterministic(obs) - start).abs().mean().item()
+
+    free, held = drift(0.0), drift(100.0)
+    assert free > 0.05  # the critic's gradient alone moves the actor at this learning rate
+    assert held < 0.2 * free
+    assert make_config("sgft").prior_regularization == 0.0  # the paper's SGFT has no such pull
+    with pytest.raises(ValueError, match="prior_regularization"):
+        make_config("sgft", prior_regularization=-1.0)
+
+
 def test_variant_configurations():
     assert set(METHODS) == {"sgft", "sgft_kept_critic", "sac_finetune", "pbrs_sac", "rlpd", "zero_shot", "mpc_sgft"}
     sgft = make_config("sgft")
