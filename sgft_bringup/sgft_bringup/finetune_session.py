@@ -24,10 +24,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
+from matplotlib.collections import PatchCollection  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.time import Time  # noqa: E402
 from tqdm import tqdm  # noqa: E402
-from visualization_msgs.msg import MarkerArray  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from sgft_core.stats import wilson_interval  # noqa: E402
 from sgft_core.tasks import EVAL_SEED  # noqa: E402
@@ -202,13 +204,25 @@ class FinetuneSession(Node):
         plt.close(fig)
 
     def _plot_heatmap(self) -> None:
-        fig, axes = plt.subplots(1, len(self.heatmap.markers), figsize=(5 * len(self.heatmap.markers), 4))
-        for ax, marker in zip(np.atleast_1d(axes), self.heatmap.markers, strict=True):
+        fields = [m for m in self.heatmap.markers if m.type == Marker.CUBE_LIST]
+        objects = [m for m in self.heatmap.markers if m.type == Marker.SPHERE]
+        fig, axes = plt.subplots(1, len(fields), figsize=(5 * len(fields), 4))
+        for ax, marker in zip(np.atleast_1d(axes), fields, strict=True):
             xy = np.array([[p.x, p.y] for p in marker.points])
             color = np.array([[c.r, c.g, c.b] for c in marker.colors])
-            ax.scatter(xy[:, 1], xy[:, 0], c=color, marker="s", s=60)
-            ax.set(title=f"{marker.ns} (blue low, red high)", xlabel="ee y (m)", ylabel="ee x (m)")
-            ax.invert_xaxis()
+            # the cubes as rviz draws them: marker.scale-sized cells in metres, y to the left as seen from the base
+            size_x, size_y = marker.scale.x, marker.scale.y
+            ax.add_collection(PatchCollection(
+                [Rectangle((y - size_y / 2, x - size_x / 2), size_y, size_x) for x, y in xy],
+                facecolors=color, edgecolors="none"))
+            ax.set(title=f"{marker.ns} (blue low, red high)", xlabel="ee y (m)", ylabel="ee x (m)",
+                   xlim=(xy[:, 1].max() + size_y / 2, xy[:, 1].min() - size_y / 2),
+                   ylim=(xy[:, 0].min() - size_x / 2, xy[:, 0].max() + size_x / 2), aspect="equal")
+            for obj in objects:  # the object the values are drawn for
+                ax.plot(obj.pose.position.y, obj.pose.position.x, "o", ms=9, mfc="none", mec="k", mew=2,
+                        label=obj.ns)
+            if objects:
+                ax.legend(loc="upper right")
         fig.tight_layout()
         fig.savefig(self.output_dir / "value_heatmap.png", dpi=120)
         plt.close(fig)

@@ -24,7 +24,7 @@ def test_missing_learner_status_names_the_topic_and_the_publishers_seen(session)
 def test_evaluations_reset_the_same_scenes_and_skip_an_unchanged_policy(session, tmp_path, monkeypatch):
     """Each evaluation block resets seeds eval_seed + i; a block whose policy version was already evaluated (no
     update yet: the pre-collected episodes) is skipped; the curve records the version each point measured."""
-    from geometry_msgs.msg import Point
+    from geometry_msgs.msg import Point, Vector3
     from std_msgs.msg import ColorRGBA
     from visualization_msgs.msg import Marker, MarkerArray
 
@@ -52,8 +52,11 @@ def test_evaluations_reset_the_same_scenes_and_skip_an_unchanged_policy(session,
 
     monkeypatch.setattr(session, "_run_episode", run_episode)
     monkeypatch.setattr(session, "_wait_for_learner", wait_for_learner)
-    marker = Marker(ns="value_sim", points=[Point(x=0.4, y=0.0)], colors=[ColorRGBA(r=1.0, a=1.0)])
-    session.heatmap = MarkerArray(markers=[marker])
+    cells = Marker(ns="value_sim", type=Marker.CUBE_LIST, points=[Point(x=0.4, y=0.0), Point(x=0.42, y=0.0)],
+                   colors=[ColorRGBA(r=1.0, a=1.0), ColorRGBA(b=1.0, a=1.0)], scale=Vector3(x=0.02, y=0.03, z=0.002))
+    puck = Marker(ns="object", type=Marker.SPHERE)
+    puck.pose.position = Point(x=0.41, y=0.0)
+    session.heatmap = MarkerArray(markers=[cells, puck])
 
     results = session.run()
 
@@ -62,7 +65,7 @@ def test_evaluations_reset_the_same_scenes_and_skip_an_unchanged_policy(session,
     eval_seeds = [seed for evaluation, seed in resets if evaluation]
     assert eval_seeds == [EVAL_SEED, EVAL_SEED + 1, EVAL_SEED + 2] * 3
     assert all(seed == -1 for evaluation, seed in resets if not evaluation)
-    assert (tmp_path / "learning_curve.png").exists() and (tmp_path / "results.json").exists()
+    assert all((tmp_path / name).exists() for name in ("learning_curve.png", "value_heatmap.png", "results.json"))
 
 
 def test_catch_up_is_judged_from_a_status_that_counts_the_episodes_transitions(session):

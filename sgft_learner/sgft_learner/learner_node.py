@@ -32,6 +32,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from sgft_core.checkpoint import CheckpointError, actor_to_bytes, load_checkpoint, save_checkpoint
 from sgft_core.finetune import METHODS, FinetuneLearner, make_config
 from sgft_core.networks import Networks
+from sgft_core.observation import observation_sources
 from sgft_core.tasks import get_task
 from sgft_interfaces import POLICY_UPDATE_QOS, STATUS_QOS, TRANSITION_QOS, Topics
 from sgft_interfaces.node_main import declared, run_node
@@ -279,18 +280,29 @@ class LearnerNode(Node):
         fields = {"value_sim": self.learner.value_sim(obs), "q_current": self.learner.q_value(obs, actions)}
         stamp = self.get_clock().now().to_msg()
         markers = MarkerArray()
-        cell = float(xs[1] - xs[0])
         for marker_id, (name, values) in enumerate(fields.items()):
             marker = Marker(ns=name, id=marker_id, type=Marker.CUBE_LIST, action=Marker.ADD)
             marker.header.stamp, marker.header.frame_id = stamp, "fr3_link0"
             marker.pose.orientation.w = 1.0
-            marker.scale.x = marker.scale.y = cell
+            # one cell per grid point, tiling the plane (the workspace is wider in y than in x)
+            marker.scale.x, marker.scale.y = float(xs[1] - xs[0]), float(ys[1] - ys[0])
             marker.scale.z = 0.002
             span = float(values.max() - values.min()) or 1.0
             lift = 0.001 + 0.01 * marker_id  # Q drawn just above V_sim; hide one in rviz to see the other
             for (x, y), v in zip(zip(grid_x.ravel(), grid_y.ravel(), strict=True), values, strict=True):
                 marker.points.append(_point(x, y, lift))
                 marker.colors.append(_colormap((float(v) - float(values.min())) / span))
+            markers.markers.append(marker)
+        # The object the values are drawn for (push: the puck), where the task observes its xy position.
+        object_xy = [spec.obs_names.index(name) for name in observation_sources(spec)["object"]
+                     if name.endswith(("_x", "_y"))]
+        if len(object_xy) == 2:
+            marker = Marker(ns="object", id=len(fields), type=Marker.SPHERE, action=Marker.ADD)
+            marker.header.stamp, marker.header.frame_id = stamp, "fr3_link0"
+            marker.pose.position = _point(*(float(self.last_obs[i]) for i in object_xy), 0.02)
+            marker.pose.orientation.w = 1.0
+            marker.scale.x = marker.scale.y = marker.scale.z = 0.05
+            marker.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
             markers.markers.append(marker)
         self.heatmap_pub.publish(markers)
 

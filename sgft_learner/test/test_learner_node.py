@@ -25,6 +25,7 @@ pytestmark = RERUN_MULTIPROCESS  # (why: sgft_interfaces.testing)
 isolate_domain()
 
 import rclpy  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from sgft_core.checkpoint import save_checkpoint  # noqa: E402
 from sgft_core.networks import NetworkConfig, build_networks  # noqa: E402
@@ -56,9 +57,11 @@ class Peer:
         self.node = node
         self.status: list[LearnerStatus] = []
         self.updates: list[PolicyUpdate] = []
+        self.heatmaps: list[MarkerArray] = []
         self.pub = node.create_publisher(Transition, Topics.TRANSITIONS, TRANSITION_QOS)
         node.create_subscription(LearnerStatus, Topics.LEARNER_STATUS, self.status.append, STATUS_QOS)
         node.create_subscription(PolicyUpdate, Topics.POLICY_UPDATE, self.updates.append, POLICY_UPDATE_QOS)
+        node.create_subscription(MarkerArray, Topics.VALUE_HEATMAP, self.heatmaps.append, STATUS_QOS)
 
     def wait_for_learner(self) -> None:
         assert spin_until(self.node, lambda: self.pub.get_subscription_count() > 0 and self.status, 30)
@@ -88,8 +91,29 @@ def _learner(workdir: Path, run_dir: Path, name: str, **params):
     return start_node("sgft_learner.learner_node", {
         "task": "push", "checkpoint": str(workdir / "push.safetensors"), "run_dir": str(run_dir),
         "config_overrides": OVERRIDES, "status_period_s": 0.2, "publish_every_updates": 5,
-        "checkpoint_every_updates": 20, "torch_threads": 1, **params,
+        "checkpoint_every_updates": 20, "torch_threads": 1, "heatmap_period_s": 0.5, "heatmap_cells": 8, **params,
     }, str(workdir / f"{name}.log"))
+
+
+def check_heatmap(heatmap: MarkerArray, cells: int, last_obs: list[float]) -> None:
+    """V_sim and Q as CUBE_LISTs in the base frame whose cells tile the workspace's xy rectangle, colors in range,
+    and the puck they are drawn for where the latest transition left it."""
+    assert [m.ns for m in heatmap.markers] == ["value_sim", "q_current", "object"]
+    low, high = SPEC.workspace_low, SPEC.workspace_high
+    puck = heatmap.markers[2]
+    assert puck.type == Marker.SPHERE and puck.header.frame_id == "fr3_link0"
+    np.testing.assert_allclose([puck.pose.position.x, puck.pose.position.y], last_obs[2:4], atol=1e-6)
+    for marker in heatmap.markers[:2]:
+        assert marker.type == Marker.CUBE_LIST and marker.header.frame_id == "fr3_link0"
+        xy = np.array([[p.x, p.y] for p in marker.points])
+        assert xy.shape == (cells * cells, 2) and len(marker.colors) == cells * cells
+        np.testing.assert_allclose([xy[:, 0].min(), xy[:, 0].max(), xy[:, 1].min(), xy[:, 1].max()],
+                                   [low[0], high[0], low[1], high[1]], atol=1e-6)
+        # neighbouring cells touch in both directions (the y range is wider than the x range)
+        np.testing.assert_allclose([marker.scale.x, marker.scale.y],
+                                   (high[:2] - low[:2]) / (cells - 1), rtol=1e-6)
+        rgb = np.array([[c.r, c.g, c.b] for c in marker.colors])
+        assert np.all((rgb >= 0) & (rgb <= 1)) and np.ptp(rgb) > 0, "one color for all cells: no value shown"
 
 
 def test_status_comes_on_sim_time_without_a_clock(workdir, ros):
@@ -124,6 +148,9 @@ def test_store_rejections_weights_and_resume_after_sigkill(workdir, ros):
         assert status.gradient_updates > 0 and not status.fault
         version_before = max(u.version for u in peer.updates)
         assert version_before > 0
+        peer.heatmaps.clear()  # one drawn after the last transition arrived
+        assert spin_until(ros, lambda: peer.heatmaps, 10), "no value heatmap after the first transitions"
+        check_heatmap(peer.heatmaps[-1], cells=8, last_obs=good[-1].next_obs)
     finally:
         stop_node(proc, sig="kill")  # SIGKILL mid-training
     stored = list(TransitionStore(run_dir / "transitions.log"))
