@@ -44,6 +44,11 @@ def load_config(task: str, config_file: str | os.PathLike | None = None) -> dict
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     path = Path(config_file) if config_file else share_dir() / "config" / f"{task}.yaml"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in (share_dir() / "config").glob("*.yaml"))
+        raise ValueError(f"no graph configuration for {task}: {path} does not exist (shipped: "
+                         f"{', '.join(shipped)}); give one with --config (launch: config:=...), or fine-tune "
+                         f"{task} without ROS: python -m sgft_sim.benchmark --tasks {task}")
     with open(path, encoding="utf-8") as f:
         raw = yaml.safe_load(f)
     share = str(share_dir())

@@ -96,9 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     overrides = parse_overrides(args.set)
+    try:
+        nodes = graph_nodes(args.task, args.mode, args.config, overrides)
+    except ValueError as err:  # a task without a parameter file: say so, start nothing
+        parser.error(str(err))
     os.environ.update(transport_environment())  # inherited by the nodes and the session
     clean_shared_memory()
-    nodes = graph_nodes(args.task, args.mode, args.config, overrides)
     log_dir = Path(args.log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     procs: dict[str, subprocess.Popen] = {}
