@@ -41,6 +41,7 @@ from sgft_msgs.msg import LearnerStatus, PolicyUpdate, Transition
 
 CHECKPOINT_NAME = "learner.safetensors"
 STORE_NAME = "transitions.log"
+BASE_FRAME = "fr3_link0"  # the robot base frame: the heatmap is drawn in it
 
 
 def feed_transition(learner: FinetuneLearner, msg: Transition) -> None:
@@ -90,6 +91,9 @@ class LearnerNode(Node):
         self.unstored: list[Transition] = []  # received but not yet durable (store fault); retried in order
         self.seen: set[tuple[int, int, int, int]] = set()  # identities of stored transitions (see _identity)
         self.last_obs: np.ndarray | None = None
+        # where the task observes its object's xy (push: the puck; hammer sees only the nail's height: none)
+        self.object_xy = [self.spec.obs_names.index(name) for name in observation_sources(self.spec)["object"]
+                          if name.endswith(("_x", "_y"))]
         self.losses: dict[str, float] = {}
         self.published_version = -1
         self._rate_mark = (time.monotonic(), 0)
@@ -281,9 +285,7 @@ class LearnerNode(Node):
         stamp = self.get_clock().now().to_msg()
         markers = MarkerArray()
         for marker_id, (name, values) in enumerate(fields.items()):
-            marker = Marker(ns=name, id=marker_id, type=Marker.CUBE_LIST, action=Marker.ADD)
-            marker.header.stamp, marker.header.frame_id = stamp, "fr3_link0"
-            marker.pose.orientation.w = 1.0
+            marker = _marker(name, marker_id, Marker.CUBE_LIST, stamp)
             # one cell per grid point, tiling the plane (the workspace is wider in y than in x)
             marker.scale.x, marker.scale.y = float(xs[1] - xs[0]), float(ys[1] - ys[0])
             marker.scale.z = 0.002
@@ -293,14 +295,9 @@ class LearnerNode(Node):
                 marker.points.append(_point(x, y, lift))
                 marker.colors.append(_colormap((float(v) - float(values.min())) / span))
             markers.markers.append(marker)
-        # The object the values are drawn for (push: the puck), where the task observes its xy position.
-        object_xy = [spec.obs_names.index(name) for name in observation_sources(spec)["object"]
-                     if name.endswith(("_x", "_y"))]
-        if len(object_xy) == 2:
-            marker = Marker(ns="object", id=len(fields), type=Marker.SPHERE, action=Marker.ADD)
-            marker.header.stamp, marker.header.frame_id = stamp, "fr3_link0"
-            marker.pose.position = _point(*(float(self.last_obs[i]) for i in object_xy), 0.02)
-            marker.pose.orientation.w = 1.0
+        if len(self.object_xy) == 2:  # the object the values are drawn for (push: the puck)
+            marker = _marker("object", len(fields), Marker.SPHERE, stamp)
+            marker.pose.position = _point(*(float(self.last_obs[i]) for i in self.object_xy), 0.02)
             marker.scale.x = marker.scale.y = marker.scale.z = 0.05
             marker.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
             markers.markers.append(marker)
@@ -318,6 +315,14 @@ class LearnerNode(Node):
 def _identity(msg: Transition) -> tuple[int, int, int, int]:
     """A transition's identity across restarts of either node: when it was published, and where in which episode."""
     return msg.header.stamp.sec, msg.header.stamp.nanosec, msg.episode_id, msg.step
+
+
+def _marker(ns: str, marker_id: int, kind: int, stamp) -> Marker:
+    """An empty heatmap marker in the robot base frame."""
+    marker = Marker(ns=ns, id=marker_id, type=kind, action=Marker.ADD)
+    marker.header.stamp, marker.header.frame_id = stamp, BASE_FRAME
+    marker.pose.orientation.w = 1.0
+    return marker
 
 
 def _point(x: float, y: float, z: float) -> Point:
