@@ -327,10 +327,11 @@ def test_sim_time_stall_and_clock_jump_give_no_burst_of_commands(workdir, ros):
         assert start_episode(ros, robot.start, step=robot.publish).accepted, node_log(proc)
         robot.run(1.5)
         assert len(robot.commands) >= 4, node_log(proc)
-        # ticks fall on multiples of the period (0.2 s) of sim time, which began at 100.0 s plus however long the
-        # node took to start: a phase fixed at timer creation would sit anywhere in [0, 0.2)
-        phase = np.array(robot.command_stamps) % 0.2
-        assert np.median(np.minimum(phase, 0.2 - phase)) < 0.03, f"tick phases {phase.round(3)}"
+        # ticks fall on multiples of the period of sim time, which began at 100.0 s plus however long the node
+        # took to start: a phase fixed at timer creation would sit anywhere in [0, period)
+        period = 1.0 / 5.0  # the node's default control_rate_hz
+        phase = np.array(robot.command_stamps) % period
+        assert np.median(np.minimum(phase, period - phase)) < 0.03, f"tick phases {phase.round(3)}"
         sim["running"] = False  # the simulator stalls
         robot.run(0.3)
         n_stalled = len(robot.commands)
@@ -347,9 +348,9 @@ def test_sim_time_stall_and_clock_jump_give_no_burst_of_commands(workdir, ros):
         # a catch-up would command the 50 ticks the jump skipped; checked on the commands' sim-time stamps, so a
         # loaded machine that delivers two commands close together in wall time does not fail it
         assert stamps.min() >= t_stalled + 10.0 - 0.05, f"commands for skipped ticks: stamps {stamps.round(2)}"
-        ticks = np.floor(stamps / 0.2 + 1e-6)
+        ticks = np.floor(stamps / period + 1e-6)
         assert len(set(ticks)) == len(ticks), f"two commands in one tick: stamps {stamps.round(3)}"
         # one tick on the jump itself, then one per period of sim time (which runs at wall speed here)
-        assert len(stamps) <= window / 0.2 + 2, f"{len(stamps)} commands in {window:.2f} s after the jump"
+        assert len(stamps) <= window / period + 2, f"{len(stamps)} commands in {window:.2f} s after the jump"
     finally:
         stop_node(proc)
