@@ -7,16 +7,21 @@ SIGKILLed, and every transition the policy published before that is in the learn
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sgft_interfaces.testing import RERUN_MULTIPROCESS, isolate_domain, spin_until, start_episode
+from sgft_interfaces.testing import (
+    RERUN_MULTIPROCESS,
+    isolate_domain,
+    spin_until,
+    start_episode,
+    start_graph,
+    stop_graph,
+)
 
 pytestmark = RERUN_MULTIPROCESS  # (why: sgft_interfaces.testing)
 
@@ -51,14 +56,10 @@ def graph():
         sets = [f"sgft_policy.checkpoint={tmp / 'push.safetensors'}",
                 f"sgft_learner.checkpoint={tmp / 'push.safetensors'}", f"sgft_learner.run_dir={tmp / 'run'}",
                 "sgft_sim_robot.time_scale=1.0", "sgft_learner.torch_threads=1"]
-        cmd = [sys.executable, "-m", "sgft_bringup.run_graph", "--task", "push", "--log-dir", str(tmp / "logs")]
-        for item in sets:
-            cmd += ["--set", item]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = start_graph("push", tmp / "logs", sets)
         yield proc, tmp
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=60)
+            stop_graph(proc, tmp / "logs")
 
 
 def test_detections_commands_and_stored_transitions(graph):
@@ -97,10 +98,7 @@ def test_detections_commands_and_stored_transitions(graph):
     finally:
         node.destroy_node()
         rclpy.shutdown()
-        proc.send_signal(signal.SIGINT)
-        output = proc.communicate(timeout=60)[0]
-    logs = {p.stem: p.read_text() for p in (tmp / "logs").glob("*.log")}
-    context = output + "\n".join(f"--- {k}\n{v[-3000:]}" for k, v in logs.items())
+        context = stop_graph(proc, tmp / "logs")
 
     # perception vs ground truth, matched by sim time
     truth_t = np.array([_stamp(t) for t in truth])

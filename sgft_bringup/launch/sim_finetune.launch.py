@@ -23,7 +23,7 @@ def generate_launch_description() -> LaunchDescription:
         # before every node, the drivers' included ones too: they all share one transport profile
         *[SetEnvironmentVariable(k, v) for k, v in transport_environment().items()],
         DeclareLaunchArgument("task", default_value="push",
-                              description="a task with a config/<task>.yaml (shipped: push)"),
+                              description="a task with a config/<task>.yaml (shipped: push, hammer, insert)"),
         DeclareLaunchArgument("config", default_value="", description="parameter YAML (default: config/<task>.yaml)"),
         OpaqueFunction(function=_nodes),
     ])

@@ -24,6 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 from matplotlib.collections import PatchCollection  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from rclpy.node import Node  # noqa: E402
@@ -33,7 +34,14 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from sgft_core.stats import wilson_interval  # noqa: E402
 from sgft_core.tasks import EVAL_SEED  # noqa: E402
-from sgft_interfaces import EPISODE_EVENT_QOS, SENSOR_QOS, STATUS_QOS, Services, Topics  # noqa: E402
+from sgft_interfaces import (  # noqa: E402
+    EPISODE_EVENT_QOS,
+    ROBOT_STATE_QOS,
+    SENSOR_QOS,
+    STATUS_QOS,
+    Services,
+    Topics,
+)
 from sgft_interfaces.node_main import declared  # noqa: E402
 from sgft_msgs.msg import EpisodeEvent, LearnerStatus, ObjectDetection  # noqa: E402
 from sgft_msgs.srv import ResetEpisode, StartEpisode  # noqa: E402
@@ -61,14 +69,20 @@ class FinetuneSession(Node):
                                               "wall time to wait for the learner's owed updates between episodes"))
         self.status_timeout = float(declare("learner_status_timeout_s", 60.0,
                                             "wall time to wait for the learner's first status before giving up"))
+        self.wait_for_detection = bool(declare(
+            "wait_for_detection", True, "start an episode once perception has seen the reset scene; false for a graph "
+            "without perception (insert: held leg, calibrated hole), which waits for the robot's state instead"))
         self.events: list[EpisodeEvent] = []
         self.status: LearnerStatus | None = None
         self.heatmap: MarkerArray | None = None
         self.create_subscription(EpisodeEvent, Topics.EPISODE_EVENTS, self.events.append, EPISODE_EVENT_QOS)
         self.create_subscription(LearnerStatus, Topics.LEARNER_STATUS, self._on_status, STATUS_QOS)
         self.create_subscription(MarkerArray, Topics.VALUE_HEATMAP, self._on_heatmap, STATUS_QOS)
-        self.detection_stamp_ns = -1  # of the newest object detection, on the graph's clock
-        self.create_subscription(ObjectDetection, Topics.OBJECT_DETECTION, self._on_detection, SENSOR_QOS)
+        self.scene_stamp_ns = -1  # of the newest object detection (or robot pose), on the graph's clock
+        if self.wait_for_detection:
+            self.create_subscription(ObjectDetection, Topics.OBJECT_DETECTION, self._on_scene_input, SENSOR_QOS)
+        else:
+            self.create_subscription(PoseStamped, Topics.ROBOT_POSE, self._on_scene_input, ROBOT_STATE_QOS)
         self.reset_client = self.create_client(ResetEpisode, Services.RESET_EPISODE)
         self.start_client = self.create_client(StartEpisode, Services.START_EPISODE)
 
@@ -78,8 +92,8 @@ class FinetuneSession(Node):
     def _on_heatmap(self, msg: MarkerArray) -> None:
         self.heatmap = msg
 
-    def _on_detection(self, msg: ObjectDetection) -> None:
-        self.detection_stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
+    def _on_scene_input(self, msg: ObjectDetection | PoseStamped) -> None:
+        self.scene_stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
 
     # ------------------------------------------------------------------------------------------- plumbing
     def _spin_until(self, done, timeout_s: float, what: str) -> None:
@@ -101,9 +115,11 @@ class FinetuneSession(Node):
             raise SessionError(f"reset failed: {reset.message}")
         # The policy holds (and after max_hold_s aborts) without a fresh detection: start once perception has seen
         # the reset scene (at the first start of the graph that also waits for perception to come up).
+        # Without perception (the object held, the rest calibrated), the robot's state of the reset scene.
         reset_ns = self.get_clock().now().nanoseconds
-        self._spin_until(lambda: self.detection_stamp_ns > reset_ns, 60.0,
-                         f"an object detection of the reset scene on {Topics.OBJECT_DETECTION}")
+        what = (f"an object detection of the reset scene on {Topics.OBJECT_DETECTION}" if self.wait_for_detection
+                else f"a robot pose of the reset scene on {Topics.ROBOT_POSE}")
+        self._spin_until(lambda: self.scene_stamp_ns > reset_ns, 60.0, what)
         # The policy node refuses while its own inputs are not ready (at the graph's start it can discover perception
         # after this node did) or while its last episode is still ending: ask again for up to a minute.
         deadline = time.monotonic() + 60.0

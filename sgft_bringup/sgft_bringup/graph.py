@@ -77,12 +77,29 @@ def graph_nodes(task: str, mode: str = "sim", config_file: str | os.PathLike | N
     if mode == "sim":
         nodes.append(GraphNode("sgft_sim_robot", "sgft_sim", "sgft_sim.robot_node", "robot_node",
                                config["sgft_sim_robot"]))
+    # Perception runs where the task's YAML has its section: insert's graph has none (the leg is held, its tip known
+    # from the grasp, and the clamped part's hole is a calibrated constant), so no camera cloud is rendered for nothing.
+    if "sgft_perception" in config:
+        nodes.append(GraphNode("sgft_perception", "sgft_perception", "sgft_perception.perception_node",
+                               "perception_node", config["sgft_perception"] | sim_time))
     nodes += [
-        GraphNode("sgft_perception", "sgft_perception", "sgft_perception.perception_node", "perception_node",
-                  config["sgft_perception"] | sim_time),
         GraphNode("sgft_policy", "sgft_policy", "sgft_policy.policy_node", "policy_node",
                   config["sgft_policy"] | sim_time),
         GraphNode("sgft_learner", "sgft_learner", "sgft_learner.learner_node", "learner_node",
                   config["sgft_learner"] | sim_time),
     ]
     return nodes
+
+
+def session_parameters(task: str, mode: str = "sim", config_file: str | os.PathLike | None = None,
+                       overrides: dict[str, dict] | None = None) -> dict:
+    """Parameters of the fine-tuning session (sgft_bringup.finetune_session) for this graph: its YAML section and
+    overrides, sim time in "sim" mode, and, unless set, whether to wait for perception's detection of each reset scene
+    (only where the graph has a perception node)."""
+    overrides = overrides or {}
+    params = dict(load_config(task, config_file).get("sgft_finetune_session", {}))
+    params |= overrides.get("sgft_finetune_session", {})
+    params["use_sim_time"] = mode == "sim"
+    nodes = graph_nodes(task, mode, config_file, overrides)
+    params.setdefault("wait_for_detection", any(n.name == "sgft_perception" for n in nodes))
+    return params

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from sgft_bringup.graph import TASKS, GraphNode, graph_nodes, load_config, transport_environment
+from sgft_bringup.graph import TASKS, GraphNode, graph_nodes, session_parameters, transport_environment
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict]:
@@ -121,9 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_graph: started {', '.join(procs)} (logs in {log_dir}/)", flush=True)
         session = None
         if args.session:
-            params = load_config(args.task, args.config).get("sgft_finetune_session", {})
-            params |= overrides.get("sgft_finetune_session", {})
-            params["use_sim_time"] = args.mode == "sim"
+            params = session_parameters(args.task, args.mode, args.config, overrides)
             session_node = GraphNode("sgft_finetune_session", "sgft_bringup", "sgft_bringup.finetune_session",
                                      "finetune_session", params)
             params_file = params_dir / "sgft_finetune_session.yaml"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from transforms3d.quaternions import quat2mat
 
-from sgft_bringup.graph import TASKS, graph_nodes, load_config, share_dir, transport_environment
+from sgft_bringup.graph import TASKS, graph_nodes, load_config, session_parameters, share_dir, transport_environment
 from sgft_bringup.run_graph import parse_overrides
 
 
@@ -19,6 +19,81 @@ def test_push_graph_has_every_node_with_its_section():
     real = graph_nodes("push", "real")
     assert "sgft_sim_robot" not in [n.name for n in real]
     assert not any(n.parameters["use_sim_time"] for n in real)
+
+
+def test_insert_graph_has_no_perception_and_its_session_waits_for_the_robot_state():
+    """Insert observes no camera (held leg, calibrated hole): no perception node, and the session starts an episode on
+    the robot state of the reset scene, not on a detection that would never come."""
+    assert [n.name for n in graph_nodes("insert", "sim")] == ["sgft_sim_robot", "sgft_policy", "sgft_learner"]
+    assert [n.name for n in graph_nodes("insert", "real")] == ["sgft_policy", "sgft_learner"]
+    assert session_parameters("insert")["wait_for_detection"] is False
+    assert session_parameters("push")["wait_for_detection"] is True
+    assert session_parameters("push", "real")["use_sim_time"] is False
+    overridden = session_parameters("insert", overrides={"sgft_finetune_session": {"episodes": 2}})
+    assert overridden["episodes"] == 2 and overridden["use_sim_time"] is True
+
+
+def test_insert_calibration_is_the_simulated_robots_leg_and_hole():
+    """The held leg's offset and the hole constants in insert.yaml must be where the sim's "real" robot has them:
+    insert's success needs every axis within 1 cm. Checked over random motion that tilts the soft hand."""
+    sgft_sim = pytest.importorskip("sgft_sim")
+    from sgft_core.observation import held_object_position
+
+    params = load_config("insert")["sgft_policy"]
+    constants = dict(zip(params["constant_names"], params["constant_values"], strict=True))
+    env = sgft_sim.make_env("insert", "real", seed=0)
+    try:
+        rng = np.random.default_rng(0)
+        for seed in (0, 1):
+            env.reset(seed=seed)
+            np.testing.assert_allclose([constants[k] for k in ("hole_x", "hole_y", "hole_z")], env.hole_position(),
+                                       atol=1e-6)
+            for _ in range(15):
+                env.step(rng.uniform(-1.0, 1.0, 3))
+                w, x, y, z = env.ee_quaternion()
+                tip = held_object_position(env.ee_position(), (x, y, z, w), np.asarray(params["held_object_offset"]))
+                np.testing.assert_allclose(tip, env.object_position(), atol=1e-6)
+    finally:
+        env.close()
+
+
+def test_hammer_constants_and_joint_offsets_are_what_the_simulated_robot_has():
+    """goal_x/goal_z are what the env observes (its calibration error on goal_x included), and the joint zero offsets
+    map the robot's FR3 readings to the simulator's, in which the checkpoint was trained."""
+    sgft_sim = pytest.importorskip("sgft_sim")
+    from sgft_sim.robot import FR3_JOINT_ZERO_OFFSET
+
+    params = load_config("hammer")["sgft_policy"]
+    constants = dict(zip(params["constant_names"], params["constant_values"], strict=True))
+    np.testing.assert_allclose(params["joint_zero_offsets"], FR3_JOINT_ZERO_OFFSET)
+    env = sgft_sim.make_env("hammer", "real", seed=0)
+    try:
+        for seed in (0, 1):
+            obs, _ = env.reset(seed=seed)
+            names = list(env.task.obs_names)
+            np.testing.assert_allclose([constants["goal_x"], constants["goal_z"]],
+                                       obs[[names.index("goal_x"), names.index("goal_z")]], atol=1e-6)
+    finally:
+        env.close()
+
+
+def test_perception_sections_are_calibrated_to_the_simulated_cameras():
+    """The calibration in a YAML must be where the sim puts the camera, or detections would be off (every task whose
+    graph runs perception: push, hammer)."""
+    sgft_sim = pytest.importorskip("sgft_sim")
+    for task in TASKS:
+        params = load_config(task).get("sgft_perception")
+        if params is None:  # insert: no camera needed
+            continue
+        env = sgft_sim.make_env(task, "real", seed=0)
+        try:
+            for i, topic in enumerate(params["cloud_topics"]):
+                truth = env.point_cloud(topic.split("/")[1], 8, 8).camera_to_base
+                x, y, z, qx, qy, qz, qw = params["extrinsics"][7 * i: 7 * i + 7]
+                np.testing.assert_allclose([x, y, z], truth[:3, 3], atol=1e-4, err_msg=task)
+                np.testing.assert_allclose(quat2mat([qw, qx, qy, qz]), truth[:3, :3], atol=1e-4, err_msg=task)
+        finally:
+            env.close()
 
 
 def test_share_paths_resolve_and_overrides_apply():
@@ -35,17 +110,21 @@ def test_unknown_task_and_mode_are_refused():
         graph_nodes("push", "dream")
 
 
-def test_a_task_without_a_parameter_file_is_refused_with_what_to_do(capsys):
-    """hammer and insert have checkpoints and sim scenes but no graph YAML (yet): a clear error, no traceback."""
+def test_a_missing_parameter_file_is_refused_with_what_to_do(capsys, tmp_path):
+    """A task's graph YAML that does not exist (every task ships one now; a --config typo): a clear error saying what
+    to do, no traceback, nothing started."""
     from sgft_bringup.run_graph import main
 
-    missing = [task for task in TASKS if not (share_dir() / "config" / f"{task}.yaml").is_file()]
-    assert missing, "every task has a graph configuration now: this test has nothing left to check"
-    with pytest.raises(ValueError, match=f"no graph configuration for {missing[0]}.*--config"):
-        load_config(missing[0])
+    missing = tmp_path / "hammer_typo.yaml"
+    with pytest.raises(ValueError, match="no graph configuration for hammer.*--config"):
+        load_config("hammer", missing)
     with pytest.raises(SystemExit) as exit_info:
-        main(["--task", missing[0]])
+        main(["--task", "hammer", "--config", str(missing)])
     assert exit_info.value.code == 2 and "no graph configuration" in capsys.readouterr().err
+
+
+def test_every_task_ships_a_graph_configuration():
+    assert sorted(p.stem for p in (share_dir() / "config").glob("*.yaml")) == sorted(TASKS)
 
 
 def test_parse_overrides_types_values_and_keeps_json_strings():
@@ -58,22 +137,6 @@ def test_yaml_files_are_valid_parameter_files():
         data = yaml.safe_load(path.read_text())
         assert all("ros__parameters" in section for section in data.values()), path
         assert path.stem in TASKS
-
-
-def test_perception_extrinsic_is_the_simulated_camera_pose():
-    """The calibration in the YAML must be where the sim puts the camera, or detections would be off."""
-    sgft_sim = pytest.importorskip("sgft_sim")
-    params = load_config("push")["sgft_perception"]
-    env = sgft_sim.make_env("push", "real", seed=0)
-    try:
-        for i, topic in enumerate(params["cloud_topics"]):
-            camera = topic.split("/")[1]
-            truth = env.point_cloud(camera, 8, 8).camera_to_base
-            x, y, z, qx, qy, qz, qw = params["extrinsics"][7 * i: 7 * i + 7]
-            np.testing.assert_allclose([x, y, z], truth[:3, 3], atol=1e-4)
-            np.testing.assert_allclose(quat2mat([qw, qx, qy, qz]), truth[:3, :3], atol=1e-4)
-    finally:
-        env.close()
 
 
 def test_transport_profile_is_installed_fits_a_cloud_and_a_users_own_wins(monkeypatch):

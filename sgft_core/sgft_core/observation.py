@@ -4,14 +4,15 @@ The policy node on the real robot and the simulated one both go through here, so
 defined once (in tasks.py) and never re-typed. Name conventions:
   ee_x, ee_y, ee_z      end-effector position (base frame)
   q<N>, dq<N>           position / velocity of joint fr3_joint<N>
-  <object>_x|_y|_z      the detected object (puck, nail, leg): `object_position`
+  <object>_x|_y|_z      the task's object (puck, nail, leg): `object_position`, from perception, or for an object
+                        rigidly held in the gripper from the end-effector pose and the grasp (`held_object_position`)
   anything else         a task constant given by calibration (goal_x, hole_z, ...): `constants`
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -20,6 +21,8 @@ from sgft_core.tasks import TaskSpec
 _AXIS = {"x": 0, "y": 1, "z": 2}
 _JOINT = re.compile(r"^(d?)q(\d+)$")
 OBJECT_PREFIXES = ("puck", "nail", "leg")
+# A held object's point further than this from the end effector is a typo (mm for m, a sign), not a grasped tool.
+MAX_HELD_OFFSET = 0.5
 
 
 def observation_sources(spec: TaskSpec) -> dict[str, list[str]]:
@@ -46,9 +49,14 @@ def assemble_observation(
     object_position: np.ndarray | None = None,
     constants: Mapping[str, float] | None = None,
     joint_prefix: str = "fr3_joint",
+    joint_zero_offsets: Mapping[str, float] | None = None,
 ) -> np.ndarray:
-    """The float32 observation in spec.obs_names order. Raises ValueError naming what is missing."""
+    """The float32 observation in spec.obs_names order. Raises ValueError naming what is missing.
+
+    joint_zero_offsets: per joint name, the robot's reading at the zero the policy was trained with (the simulator's
+    MJCF measures FR3 joint 6 from a zero π/2 away): q<N> is the measured position minus it."""
     joint_positions = joint_positions or {}
+    joint_zero_offsets = joint_zero_offsets or {}
     joint_velocities = joint_velocities or {}
     constants = constants or {}
     obs = np.empty(spec.obs_dim, dtype=np.float32)
@@ -62,7 +70,7 @@ def assemble_observation(
             key = f"{joint_prefix}{joint.group(2)}"
             if key not in table:
                 raise ValueError(f"{spec.name}: joint {key} missing from the joint state (needed for {name})")
-            obs[i] = table[key]
+            obs[i] = table[key] if joint.group(1) else table[key] - joint_zero_offsets.get(key, 0.0)
         elif prefix in OBJECT_PREFIXES and axis in _AXIS:
             if object_position is None:
                 raise ValueError(f"{spec.name}: no object position (needed for {name})")
@@ -72,3 +80,38 @@ def assemble_observation(
         else:
             raise ValueError(f"{spec.name}: no source for observation {name!r}; give it as a task constant")
     return obs
+
+
+def parse_held_object_offset(values: Sequence[float], spec: TaskSpec) -> np.ndarray | None:
+    """The offset (m, in the end-effector frame) of a rigidly held object's observed point, validated; None when every
+    value is NaN (the object is not held: perception sees it). Raises ValueError saying what is wrong."""
+    offset = np.asarray(values, dtype=np.float64).ravel()
+    if np.isnan(offset).all():  # NaN (the parameter's default) or empty
+        return None
+    if offset.shape != (3,) or not np.isfinite(offset).all():
+        raise ValueError(f"held_object_offset={offset.tolist()}: give x, y, z (3 finite values, m, in the end-effector "
+                         "frame), or all NaN for an object that is not held")
+    if np.linalg.norm(offset) > MAX_HELD_OFFSET:
+        raise ValueError(f"held_object_offset={offset.tolist()} is {np.linalg.norm(offset):.2f} m from the end "
+                         f"effector (more than {MAX_HELD_OFFSET} m): metres expected")
+    if not observation_sources(spec)["object"]:
+        raise ValueError(f"held_object_offset given, but task {spec.name} observes no object")
+    return offset
+
+
+def held_object_position(ee_position: np.ndarray, ee_quaternion_xyzw: Sequence[float],
+                         offset: np.ndarray) -> np.ndarray:
+    """Where a rigidly held object's point is in the base frame: the end-effector position plus the grasp offset
+    rotated by the measured end-effector orientation (x, y, z, w, as geometry_msgs writes it), the way a robot
+    controller knows a tool centre point. Raises ValueError for an orientation that is not a unit quaternion."""
+    x, y, z, w = (float(v) for v in ee_quaternion_xyzw)
+    norm = float(np.sqrt(x * x + y * y + z * z + w * w))
+    if not np.isfinite(norm) or abs(norm - 1.0) > 1e-3:
+        raise ValueError(f"end-effector orientation {[x, y, z, w]} is not a unit quaternion (norm {norm:.4f})")
+    x, y, z, w = x / norm, y / norm, z / norm, w / norm
+    rotation = np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+    ])
+    return np.asarray(ee_position, dtype=np.float64) + rotation @ np.asarray(offset, dtype=np.float64)

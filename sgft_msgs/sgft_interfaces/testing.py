@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import rclpy
@@ -66,6 +68,29 @@ def node_log(proc: subprocess.Popen) -> str:
         proc.log_file.flush()  # type: ignore[attr-defined]
     with open(proc.log_path) as f:  # type: ignore[attr-defined]
         return f.read()
+
+
+def start_graph(task: str, log_dir: str | os.PathLike, sets: Sequence[str] = ()) -> subprocess.Popen:
+    """The whole graph of `task` as `python -m sgft_bringup.run_graph` would start it, with `--set NODE.PARAM=VALUE`
+    overrides and one log file per node in log_dir; its own output is piped (stop_graph returns it)."""
+    cmd = [sys.executable, "-m", "sgft_bringup.run_graph", "--task", task, "--log-dir", str(log_dir)]
+    for item in sets:
+        cmd += ["--set", item]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop_graph(proc: subprocess.Popen, log_dir: str | os.PathLike, timeout_s: float = 60.0) -> str:
+    """Stop a graph from start_graph (SIGINT, as Ctrl-C) and return its output and the tail of every node's log,
+    for an assertion's message."""
+    output = ""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        output = proc.communicate(timeout=timeout_s)[0] or ""
+    except ValueError:  # already read
+        proc.wait(timeout=timeout_s)
+    logs = {p.stem: p.read_text() for p in Path(log_dir).glob("*.log")}
+    return output + "\n".join(f"--- {name}\n{text[-3000:]}" for name, text in logs.items())
 
 
 def spin_until(node: Node, done: Callable[[], bool], timeout_s: float, step: Callable[[], None] | None = None) -> bool:

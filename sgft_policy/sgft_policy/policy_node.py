@@ -1,7 +1,8 @@
 """The 5 Hz control loop: observation → actor → safety envelope → controller target, and one Transition per step.
 
 Inputs (latest message of each, with its receipt time): robot pose and joint state from franka_ros2's state
-broadcaster, the object detection from sgft_perception, new actor weights from the learner, the e-stop.
+broadcaster, the object detection from sgft_perception (or, for an object rigidly held in the gripper, its position
+from the robot pose and the grasp: `held_object_offset`), new actor weights from the learner, the e-stop.
 Every tick, if an episode runs and every input is fresh, finite and valid, the node publishes
   - the Transition of the previous step (s, a, r(s'), s', terminal, truncated, success), never held back,
   - the next controller target, bounded by sgft_core.safety.SafetyEnvelope whatever the actor said.
@@ -32,7 +33,12 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from sgft_core.checkpoint import CheckpointError, actor_from_bytes, actor_from_checkpoint
-from sgft_core.observation import assemble_observation, observation_sources
+from sgft_core.observation import (
+    assemble_observation,
+    held_object_position,
+    observation_sources,
+    parse_held_object_offset,
+)
 from sgft_core.safety import SafetyEnvelope
 from sgft_core.tasks import get_task
 from sgft_interfaces import (
@@ -72,10 +78,17 @@ class PolicyNode(Node):
         self.frame_id = p["base_frame"]
         self.orientation = np.asarray(p["ee_orientation_xyzw"], dtype=float)
         self.constants = dict(zip(p["constant_names"], p["constant_values"], strict=True))
+        self.joint_zero_offsets = dict(zip(ARM_JOINTS, p["joint_zero_offsets"], strict=True))
         self.needs = observation_sources(self.spec)
         missing = [n for n in self.needs["constants"] if n not in self.constants]
         if missing:
             raise ParameterError(f"task {self.spec.name} needs constants {missing}: set constant_names/values")
+        try:
+            self.held_offset = parse_held_object_offset(p["held_object_offset"], self.spec)
+        except ValueError as err:
+            raise ParameterError(str(err)) from err
+        # the object comes from perception unless it is held (then detections are not waited for)
+        self.uses_detection = bool(self.needs["object"]) and self.held_offset is None
         self.envelope = self._make_envelope(p)
         self.estop_file = Path(os.path.expanduser(p["estop_state_file"]))
         self.episode_file = Path(os.path.expanduser(p["episode_state_file"]))
@@ -134,6 +147,10 @@ class PolicyNode(Node):
         # clock until it has the command would otherwise wait in vain); on the wall clock a poll at 1/50 of the
         # period ticks on the first reading past each multiple.
         self.tick_index: int | None = None
+        # A tick waiting for the inputs of its time (tick_waits_for_inputs): its time in ns, else None.
+        self.waiting_tick_ns: int | None = None
+        self.tick_waits_for_inputs = bool(p["tick_waits_for_inputs"]) and bool(
+            self.get_parameter("use_sim_time").value)
         if self.get_parameter("use_sim_time").value:
             self.create_subscription(Clock, Topics.CLOCK, self._on_clock_message, CLOCK_QOS)
         else:
@@ -169,11 +186,29 @@ class PolicyNode(Node):
                                 "per-step delta limit per action axis (m or rad); NaN: the task's max_delta"),
             "constant_names": declare("constant_names", [""], "names of task constants (e.g. goal_x, hole_z)"),
             "constant_values": declare("constant_values", [0.0], "values of the task constants, same order"),
+            "joint_zero_offsets": declare(
+                "joint_zero_offsets", [0.0] * len(ARM_JOINTS),
+                "per arm joint fr3_joint1..7, the robot's reading (rad) at the zero the policy was trained with: "
+                "observed joint positions are the measured ones minus this (hammer's checkpoint: joint 6 at pi/2, "
+                "the simulator's MJCF counts joint 6 from a zero rotated by -pi/2). Joint targets are steps from the "
+                "measured positions, in the robot's readings and limits"),
+            "held_object_offset": declare(
+                "held_object_offset", [float("nan")] * 3,
+                "a task object rigidly held in the gripper (insert's leg): x, y, z (m) of its observed point in the "
+                "end-effector frame (the robot pose's orientation), like a tool centre point; the object's position "
+                "is then the robot pose plus this offset rotated, not a detection. NaN: not held, from perception"),
             "estop_state_file": declare("estop_state_file", "~/.ros/sgft_estop",
                                         "file that keeps the e-stop engaged across restarts"),
             "episode_state_file": declare("episode_state_file", "~/.ros/sgft_policy_episode.json",
                                           "the running episode, so a restarted node marks it aborted"),
             "stats_period_s": declare("stats_period_s", 30.0, "how often loop timing statistics are logged"),
+            "tick_waits_for_inputs": declare(
+                "tick_waits_for_inputs", False,
+                "under sim time: a tick of a running episode waits (until the next tick at most) for the robot state "
+                "(pose, and joint state where used) stamped at the tick, and for an object detection measured after "
+                "the previous tick where the object comes from perception, when they have not arrived yet: the "
+                "command is computed from the state the simulated robot scales it against and from the object as "
+                "the last command left it; false: the newest inputs at hand (on the wall clock always)"),
         }
         if p["constant_names"] == [""]:
             p["constant_names"], p["constant_values"] = [], []
@@ -185,6 +220,10 @@ class PolicyNode(Node):
             raise ParameterError("checkpoint is empty: give the pretrained checkpoint path")
         if len(p["constant_names"]) != len(p["constant_values"]):
             raise ParameterError("constant_names and constant_values differ in length")
+        offsets = np.asarray(p["joint_zero_offsets"], dtype=float)
+        if offsets.shape != (len(ARM_JOINTS),) or not np.all(np.abs(offsets) <= 2 * np.pi):
+            raise ParameterError(f"joint_zero_offsets={offsets.tolist()}: give {len(ARM_JOINTS)} finite values within "
+                                 "±2π rad, one per arm joint")
         quat = np.asarray(p["ee_orientation_xyzw"], dtype=float)
         if quat.shape != (4,) or not np.isfinite(quat).all() or abs(np.linalg.norm(quat) - 1.0) > 1e-3:
             raise ParameterError(f"ee_orientation_xyzw={list(quat)} is not a unit quaternion")
@@ -227,15 +266,18 @@ class PolicyNode(Node):
 
     def _on_pose(self, msg: PoseStamped) -> None:
         self.pose = (msg, self._stamp_of(msg))
+        self._run_waiting_tick()
 
     def _on_joints(self, msg: JointState) -> None:
         if len(msg.position) != len(msg.name):
             self._reject("joint_state", f"JointState with {len(msg.name)} names and {len(msg.position)} positions")
             return
         self.joints = (msg, self._stamp_of(msg))
+        self._run_waiting_tick()
 
     def _on_detection(self, msg: ObjectDetection) -> None:
         self.detection = (msg, self._stamp_of(msg))
+        self._run_waiting_tick()
 
     def _reject(self, kind: str, detail: str) -> None:
         """Count a rejected input; log the first of each kind, then every 100th."""
@@ -370,7 +412,13 @@ class PolicyNode(Node):
             q = dict(zip(js.name, js.position, strict=True))
             dq = dict(zip(js.name, js.velocity, strict=False))
         obj = None
-        if self.needs["object"]:
+        if self.held_offset is not None:
+            o = self.pose[0].pose.orientation
+            try:
+                obj = held_object_position(ee, (o.x, o.y, o.z, o.w), self.held_offset)
+            except ValueError as err:
+                return None, f"robot pose: {err}"
+        elif self.needs["object"]:
             if self.detection is None or now - self.detection[1] > self.max_input_age:
                 return None, "object detection stale or missing"
             det = self.detection[0]
@@ -378,7 +426,8 @@ class PolicyNode(Node):
                 return None, f"object detection invalid: {det.reason or 'no reason given'}"
             obj = np.array([det.position.x, det.position.y, det.position.z])
         try:
-            obs = assemble_observation(self.spec, ee, q, dq, obj, self.constants)
+            obs = assemble_observation(self.spec, ee, q, dq, obj, self.constants,
+                                       joint_zero_offsets=self.joint_zero_offsets)
         except ValueError as err:
             return None, str(err)
         if not self.spec.obs_in_bounds(obs):
@@ -400,7 +449,31 @@ class PolicyNode(Node):
             self.tick_index = index
             if self.running:
                 self.tick_lateness.append(now_ns * 1e-9 - index * self.period)
+            if self.waiting_tick_ns is not None:  # its state never came (a lost sample): act on what there is
+                waiting, self.waiting_tick_ns = self.waiting_tick_ns, None
+                self._tick(waiting)
+            if self.tick_waits_for_inputs and self.running and self._inputs_behind(now_ns):
+                self.waiting_tick_ns = now_ns  # run by the state callback that brings it
+                return
             self._tick(now_ns)
+
+    def _inputs_behind(self, now_ns: int) -> bool:
+        """Whether this tick (time in ns) would act on robot state measured before it, or on a detection measured
+        before the previous tick. The simulated robot publishes a step's state, and waits for the detection of the
+        frame it renders one step before a tick, before the /clock of the tick; over separate topics the clock can
+        still be handled first. It scales each command against the state at the command's stamp."""
+        t = now_ns * 1e-9 - 1e-6
+        if self.pose is None or self.pose[1] < t:
+            return True
+        uses_joints = bool(self.needs["joints"]) or self.spec.action_kind == "joint"
+        if uses_joints and (self.joints is None or self.joints[1] < t):
+            return True
+        return self.uses_detection and (self.detection is None or self.detection[1] <= t - self.period)
+
+    def _run_waiting_tick(self) -> None:
+        if self.waiting_tick_ns is not None and not self._inputs_behind(self.waiting_tick_ns):
+            waiting, self.waiting_tick_ns = self.waiting_tick_ns, None
+            self._tick(waiting)
 
     def _tick(self, now_ns: int) -> None:
         now = now_ns * 1e-9
@@ -421,7 +494,7 @@ class PolicyNode(Node):
             self.hold_since, self.hold_reason = None, ""
 
         if self.pending is not None:
-            done = self._publish_transition(*self.pending, obs)
+            done = self._publish_transition(*self.pending, obs, now_ns)
             self.pending = None
             if done:
                 return
@@ -432,7 +505,7 @@ class PolicyNode(Node):
             return
         self.pending = (obs, action)
         self.command_latencies.append(time.perf_counter() - wall_start)
-        if self.needs["object"]:
+        if self.uses_detection:
             self.detection_ages.append(now - self.detection[1])
 
     def _hold(self, reason: str, now: float) -> None:
@@ -446,7 +519,7 @@ class PolicyNode(Node):
         if now - self.hold_since > self.max_hold:
             self._end_episode(EpisodeEvent.ABORTED, f"held for more than {self.max_hold:.1f} s: {reason}")
 
-    def _publish_transition(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray) -> bool:
+    def _publish_transition(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray, tick_ns: int) -> bool:
         spec = self.spec
         reward = float(spec.reward(next_obs))
         success = bool(spec.success(next_obs))
@@ -457,7 +530,9 @@ class PolicyNode(Node):
         msg = Transition(task=spec.name, episode_id=self.episode_id, step=self.step_index - 1,
                          obs=obs.tolist(), action=action.tolist(), reward=reward, next_obs=next_obs.tolist(),
                          terminal=terminal, truncated=truncated, success=success, policy_version=self.policy_version)
-        msg.header.stamp = self.get_clock().now().to_msg()
+        # stamped with the tick next_obs was observed at (as commands are): under sim time the node's clock can still
+        # read the previous /clock when the tick runs
+        msg.header.stamp = Time(nanoseconds=tick_ns).to_msg()
         msg.header.frame_id = self.frame_id
         if not self.evaluation:  # evaluation episodes measure the policy; they do not feed the learner
             self.transition_pub.publish(msg)

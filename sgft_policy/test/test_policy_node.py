@@ -261,6 +261,21 @@ def test_out_of_range_parameters_are_refused(workdir):
     assert "max_step" in node_log(proc)
 
 
+def test_bad_calibration_offsets_are_refused(workdir):
+    """A held object's offset (insert's leg tip) is x, y, z in metres, joint zero offsets one angle per arm joint:
+    two numbers, millimetres or six angles stop the node with what is wrong."""
+    for name, param, value, message in (("short", "held_object_offset", [0.0, 0.09], "3 finite values"),
+                                        ("mm", "held_object_offset", [0.0, 0.0, 90.0], "metres"),
+                                        ("joints", "joint_zero_offsets", [0.0] * 6, "one per arm joint")):
+        proc = start_node("sgft_policy.policy_node", {
+            "task": "push", "checkpoint": str(workdir / "push.safetensors"), param: value,
+        }, str(workdir / f"policy_bad_{name}.log"))
+        assert proc.wait(timeout=30) == 2
+        stop_node(proc)
+        log = node_log(proc)
+        assert "refusing to start" in log and param in log and message in log, log
+
+
 def test_killed_policy_node_sends_nothing_and_its_episode_is_aborted_on_restart(workdir, ros):
     robot = FakeRobot(ros, start_xy=(0.35, 0.0))
     since = time.time()  # latched events of earlier tests' nodes may still reach this fresh subscription

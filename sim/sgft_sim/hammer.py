@@ -73,7 +73,8 @@ class HammerEnv(FrankaTaskEnv):
             f'<joint name="nail_slide" type="slide" axis="0 0 1" frictionloss="{NAIL_FRICTION}" range="0 0.1"/>'
             '<geom name="nail_shaft" type="cylinder" pos="0 0 -0.02" size="0.0045 0.04" rgba=".7 .7 .75 1" '
             'contype="0" conaffinity="0" mass="0.01"/>'
-            '<geom name="nail_head" type="cylinder" pos="0 0 0.0045" size="0.016 0.0045" rgba=".8 .8 .85 1" '
+            # the head painted red, as one would mark it for a camera: grey, it looked like the hammer and the shaft
+            '<geom name="nail_head" type="cylinder" pos="0 0 0.0045" size="0.016 0.0045" rgba=".85 .1 .1 1" '
             'contype="0" conaffinity="0" mass="0.005"/>'
             # what the hammer hits: a solid cylinder of the head's radius reaching 3 cm down from the head's top, so a
             # fast blow cannot tunnel through a 1 cm thin head (the nail does not collide with the block)

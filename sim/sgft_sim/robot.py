@@ -35,6 +35,10 @@ FR3_JOINT_LIMITS = (
     (-2.8065, 2.8065), (-1.0263, 2.9461), (-3.0159, 3.0159),
 )
 HOME_Q = np.array([0.0, 0.3, 0.0, -2.2, 0.0, 0.9, 0.785])
+# What an FR3 reads at each joint where this MJCF reads 0 (rad): the FR3 reading is the MJCF's plus this. The simulated
+# robot node publishes and accepts FR3 readings, as franka_ros2 does; the envs (and so the policies trained in them)
+# use the MJCF's.
+FR3_JOINT_ZERO_OFFSET = np.array([0.0, 0.0, 0.0, 0.0, 0.0, np.pi / 2, 0.0])
 
 
 def franka_assets_dir() -> str:

@@ -2,8 +2,9 @@
 
 It steps the MuJoCo env in small chunks and publishes, as the real drivers would:
   /clock (sim time; faster than real time by default, real time with time_scale:=1.0),
-  robot pose, measured joint states and /joint_states (best effort, like franka_robot_state_broadcaster),
-  colored PointCloud2s in the realsense layout from one or two simulated D455s,
+  robot pose, measured joint states and /joint_states (best effort, like franka_robot_state_broadcaster; joint
+  positions in the FR3's readings, sgft_sim.robot.FR3_JOINT_ZERO_OFFSET),
+  colored PointCloud2s in the realsense layout from one or two simulated D455s (only while subscribed, like the driver),
 and tracks the Cartesian (PoseStamped) or joint (JointTrajectory) targets it receives. With no new target it holds
 the last one, as the impedance controller does. The proxy's gaps apply to commands here too: the commanded delta is
 rescaled (action_scale) and each command takes effect after a random delay (latency), so that the action is held
@@ -52,6 +53,7 @@ from sgft_perception.pointcloud2 import build_pointcloud2
 from sgft_sim import make_env
 from sgft_sim.base_env import ROBOT_NODE_STATE_PERIOD
 from sgft_sim.camera import CAMERA_NAMES
+from sgft_sim.robot import FR3_JOINT_ZERO_OFFSET
 
 BASE_FRAME = "fr3_link0"
 
@@ -115,7 +117,8 @@ class SimRobotNode(Node):
         self.lock = threading.Lock()
         self.pending: list[tuple[float, tuple[str, np.ndarray]]] = []  # (sim time to apply, scaled command)
         self.steps = 0  # state steps since start: sim time is steps * state_period (no drift from adding floats)
-        # (step, ee position, joint positions) as published, for scaling a command against what it was computed from
+        # (step, ee position, joint positions) as published (joints in the env's MJCF readings), for scaling a command
+        # against what it was computed from
         self.history: collections.deque[tuple[int, np.ndarray, np.ndarray]] = collections.deque(maxlen=100)
         self.sim_time = 0.0
         # what the sim thread waits for from the graph: detections of its frames, the policy's command of a tick
@@ -187,7 +190,9 @@ class SimRobotNode(Node):
             return None
         names = self.env.joint_state()[0]
         _, q = self._measured_at(msg.header.stamp)
-        goal = dict(zip(msg.joint_names, msg.points[0].positions, strict=False))
+        # targets come in the FR3's joint readings; the env works in the MJCF's
+        offset = dict(zip(names, FR3_JOINT_ZERO_OFFSET, strict=True))
+        goal = {n: p - offset.get(n, 0.0) for n, p in zip(msg.joint_names, msg.points[0].positions, strict=False)}
         if not np.isfinite(list(goal.values())).all():
             self.get_logger().error("ignoring non-finite joint target")
             return None
@@ -289,7 +294,10 @@ class SimRobotNode(Node):
                 self.history.append((self.steps, self.env.ee_position(), self.env.joint_state()[1]))
                 clouds = []
                 if (self.steps + 1) % self.camera_steps == 0:
-                    clouds = [(name, self.env.point_cloud(name, *self.cloud_size)) for name in self.cameras]
+                    # rendered only while someone subscribes, as realsense2_camera publishes its cloud (a graph without
+                    # perception, e.g. insert's, leaves the CPU to the learner)
+                    clouds = [(name, self.env.point_cloud(name, *self.cloud_size)) for name in self.cameras
+                              if self.cloud_pubs[name].get_subscription_count() > 0]
             if not rclpy.ok():
                 break  # shutting down: the publishers' context is gone
             self.clock_pub.publish(Clock(clock=stamp))
@@ -332,7 +340,8 @@ class SimRobotNode(Node):
         pose.pose.orientation.y, pose.pose.orientation.z = float(q[2]), float(q[3])
         self.pose_pub.publish(pose)
         names, q_arm, dq_arm = self.env.joint_state()
-        joints = JointState(name=list(names), position=q_arm.tolist(), velocity=dq_arm.tolist())
+        joints = JointState(name=list(names), position=(q_arm + FR3_JOINT_ZERO_OFFSET).tolist(),
+                            velocity=dq_arm.tolist())  # the FR3's readings, as franka_ros2 publishes them
         joints.header.stamp = stamp
         self.measured_pub.publish(joints)
         self.joint_states_pub.publish(joints)
