@@ -97,9 +97,9 @@ def session_parameters(task: str, mode: str = "sim", config_file: str | os.PathL
     overrides, sim time in "sim" mode, and, unless set, whether to wait for perception's detection of each reset scene
     (only where the graph has a perception node)."""
     overrides = overrides or {}
-    params = dict(load_config(task, config_file).get("sgft_finetune_session", {}))
+    config = load_config(task, config_file)
+    params = dict(config.get("sgft_finetune_session", {}))
     params |= overrides.get("sgft_finetune_session", {})
     params["use_sim_time"] = mode == "sim"
-    nodes = graph_nodes(task, mode, config_file, overrides)
-    params.setdefault("wait_for_detection", any(n.name == "sgft_perception" for n in nodes))
+    params.setdefault("wait_for_detection", "sgft_perception" in config)  # graph_nodes' rule for perception
     return params

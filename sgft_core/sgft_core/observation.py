@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from transforms3d.quaternions import quat2mat
 
 from sgft_core.tasks import TaskSpec
 
@@ -108,10 +109,5 @@ def held_object_position(ee_position: np.ndarray, ee_quaternion_xyzw: Sequence[f
     norm = float(np.sqrt(x * x + y * y + z * z + w * w))
     if not np.isfinite(norm) or abs(norm - 1.0) > 1e-3:
         raise ValueError(f"end-effector orientation {[x, y, z, w]} is not a unit quaternion (norm {norm:.4f})")
-    x, y, z, w = x / norm, y / norm, z / norm, w / norm
-    rotation = np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
+    rotation = quat2mat([w / norm, x / norm, y / norm, z / norm])  # transforms3d: w first
     return np.asarray(ee_position, dtype=np.float64) + rotation @ np.asarray(offset, dtype=np.float64)

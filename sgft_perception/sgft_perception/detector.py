@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from transforms3d.quaternions import quat2mat
 
 from sgft_perception.cloud import unpack_rgb
 
@@ -30,11 +31,7 @@ class Extrinsic:
         if q.shape != (4,) or not np.isfinite(q).all() or abs(norm - 1.0) > 1e-3:
             raise ValueError(f"quaternion (x, y, z, w) must be 4 finite numbers of norm 1, got {list(q)}")
         x, y, z, w = q / norm
-        rotation = np.array([
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ])
+        rotation = quat2mat([w, x, y, z])  # transforms3d: w first
         return cls(rotation, _vector3(translation, "translation"))
 
     @classmethod
