@@ -108,6 +108,10 @@ class LearnerNode(Node):
         # coming while /clock stalls or has not reached this node yet.
         wall = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(status_period, self._publish_status, clock=wall)
+        # ...and one as soon as the owed updates are done: a session waits for "not training" between episodes, and
+        # on the status period alone it waited half a period on average (the trainer thread triggers this guard
+        # condition; its callback runs in the executor, like the timer's)
+        self.caught_up = self.create_guard_condition(self._publish_status)
         if heatmap_period > 0:
             self.create_timer(heatmap_period, self._publish_heatmap, clock=wall)
         self._publish_weights()  # a policy node that starts later gets these (transient local)
@@ -204,9 +208,13 @@ class LearnerNode(Node):
     # ----------------------------------------------------------------------------------------- training
     def _train(self) -> None:
         last_checkpoint, busy_s = self.learner.updates_done, 0.0  # busy: time spent in updates since the checkpoint
+        trained = False  # since the last status that said caught up
         while self.running:
             due = self.learner.updates_due()
             if self.fault or due == 0:
+                if trained and not self.fault:
+                    self.caught_up.trigger()
+                    trained = False
                 time.sleep(0.02)
                 continue
             started = time.perf_counter()
@@ -217,6 +225,7 @@ class LearnerNode(Node):
                 self.get_logger().error(self.fault)
                 continue
             busy_s += time.perf_counter() - started
+            trained = True
             if not all(math.isfinite(v) for v in self.losses.values()):
                 self.fault = f"non-finite losses {self.losses}: training stopped, last good weights kept"
                 self.get_logger().error(self.fault)

@@ -126,6 +126,27 @@ def test_status_comes_on_sim_time_without_a_clock(workdir, ros):
         stop_node(proc)
 
 
+def test_status_says_caught_up_as_soon_as_the_owed_updates_are_done(workdir, ros):
+    """A session waits for "not training" between episodes: that status comes when the last owed update is done, not
+    at the next status period (a minute here, so any status within it is one the trainer asked for)."""
+    rng = np.random.default_rng(1)
+    prefill = [transition(1, s, rng) for s in range(SPEC.episode_length)]  # prefill_episodes 1: owes no updates
+    episode = [transition(2, s, rng) for s in range(SPEC.episode_length)]  # owes 2 each (UTD 2)
+    proc = _learner(workdir, workdir / "run_caught_up", "learner_caught_up", status_period_s=60.0,
+                    heatmap_period_s=0.0)
+    peer = Peer(ros)
+    try:
+        assert spin_until(ros, lambda: peer.pub.get_subscription_count() > 0, 30), node_log(proc)
+        peer.send(prefill + episode)
+        assert spin_until(ros, lambda: any(s.gradient_updates == 2 * len(episode) for s in peer.status), 30), \
+            f"no caught-up status within 30 s: {[s.gradient_updates for s in peer.status]}\n{node_log(proc)}"
+        status = next(s for s in peer.status if s.gradient_updates == 2 * len(episode))
+        assert not status.training and not status.fault
+        assert status.transitions_received == len(prefill) + len(episode)
+    finally:
+        stop_node(proc)
+
+
 def test_store_rejections_weights_and_resume_after_sigkill(workdir, ros):
     rng = np.random.default_rng(0)
     run_dir = workdir / "run"

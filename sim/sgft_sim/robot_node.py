@@ -75,7 +75,8 @@ class SimRobotNode(Node):
         self.time_scale = float(declare("time_scale", 4.0, "sim seconds per wall second (1.0 = real time)"))
         self.idle_time_scale = float(declare(
             "idle_time_scale", 0.0, "time scale between episodes (0 = time_scale): lower, it leaves the CPU to a "
-            "learner catching up, while the camera still shows the reset scene"))
+            "learner catching up, while the camera still shows the scene; from a reset until the episode starts the "
+            "sim runs at time_scale (the session waits for a detection of the reset scene)"))
         self.state_period = 1.0 / float(declare("state_rate_hz", 1.0 / ROBOT_NODE_STATE_PERIOD,
                                                 "robot state publication rate (sim time)"))
         self.camera_period = 1.0 / float(declare("camera_rate_hz", 5.0, "point cloud rate per camera (sim time)"))
@@ -126,6 +127,7 @@ class SimRobotNode(Node):
         self.detected_stamps: dict[int, int] = {}  # frame stamp (ns) -> detections seen with it
         self.command_stamp_ns = -1  # of the newest command
         self.episode_running = False  # between the policy's STARTED and FINISHED / ABORTED events
+        self.reset_requested = False  # from a reset until the next episode event: an episode is about to start
         self.commands_expected = False  # an episode runs and the policy is not holding
         self.resets = 0
         self.env.reset(seed=self.seed)
@@ -223,6 +225,7 @@ class SimRobotNode(Node):
             self.env.reset(seed=seed)
             self.pending.clear()
             self.history.clear()  # a command from before the reset is scaled against the reset state
+            self.reset_requested = True
         response.success, response.message = True, f"reset with seed {seed}"
         return response
 
@@ -237,6 +240,7 @@ class SimRobotNode(Node):
         with self.graph_input:
             self.commands_expected = msg.event in (EpisodeEvent.STARTED, EpisodeEvent.RESUMED)
             self.episode_running = msg.event not in (EpisodeEvent.FINISHED, EpisodeEvent.ABORTED)
+            self.reset_requested = False
             self.graph_input.notify_all()
 
     def _wait_for_command(self, stamp: TimeMsg) -> bool:
@@ -322,7 +326,7 @@ class SimRobotNode(Node):
                         throttle_duration_sec=10.0)
                 wall_start += time.monotonic() - waited
             # pace: sim time runs time_scale times faster than the wall clock (never faster than we can compute)
-            wanted = self.time_scale if self.episode_running else self.idle_time_scale
+            wanted = self.time_scale if self.episode_running or self.reset_requested else self.idle_time_scale
             if wanted != scale:
                 scale, wall_start, sim_start = wanted, time.monotonic(), self.sim_time
             ahead = (self.sim_time - sim_start) / scale - (time.monotonic() - wall_start)

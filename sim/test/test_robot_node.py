@@ -142,7 +142,8 @@ def test_during_an_episode_the_clock_waits_at_each_tick_for_the_policys_command(
     """Over DDS, with this test standing in for the policy node: once an episode has STARTED the sim holds /clock at
     each multiple of the control period until a command stamped at that tick arrives (here one is held back for a
     second of wall time); once the episode has FINISHED it runs on with no commands at all. Between episodes it runs
-    at idle_time_scale (1×, against 4× in episodes)."""
+    at idle_time_scale (0.25×, against 4× in episodes), except from a reset until the episode starts (4×: the session
+    waits for the reset scene's detection)."""
     # In a process of its own: once in CI the test node's DDS teardown never returned; it must not hang the suite.
     import multiprocessing
 
@@ -163,13 +164,14 @@ def _command_sync_check(tmp_path: str, results) -> None:
     """The DDS part of the test above; puts "" or what failed on `results`."""
     from rosgraph_msgs.msg import Clock
 
-    from sgft_interfaces import COMMAND_QOS, EPISODE_EVENT_QOS, ROBOT_STATE_QOS, Topics
-    from sgft_interfaces.testing import node_log, spin_until, stop_node
+    from sgft_interfaces import COMMAND_QOS, EPISODE_EVENT_QOS, ROBOT_STATE_QOS, Services, Topics
+    from sgft_interfaces.testing import call, node_log, spin_until, stop_node
     from sgft_msgs.msg import EpisodeEvent
+    from sgft_msgs.srv import ResetEpisode
 
     outcome = ""
     proc, ros = _start_sim_with_test_node(Path(tmp_path), "sim_command_sync_test", command_sync_timeout_s=5.0,
-                                          idle_time_scale=1.0)
+                                          idle_time_scale=0.25)
     tick_ns = 200_000_000
     clocks: list[tuple[float, int]] = []  # (wall time, sim ns)
     state = {"pose": None, "tick": None, "commands": 0, "held": None, "until": 0.0}
@@ -205,10 +207,19 @@ def _command_sync_check(tmp_path: str, results) -> None:
     try:
         assert spin_until(ros, lambda: state["pose"] is not None and clocks and event_pub.get_subscription_count(),
                           60.0), node_log(proc)
-        idle_from = clocks[-1]
-        spin_until(ros, lambda: False, 1.5)
-        idle_rate = (clocks[-1][1] - idle_from[1]) * 1e-9 / (clocks[-1][0] - idle_from[0])
-        assert 0.5 < idle_rate < 1.5, f"sim time ran {idle_rate:.2f}× the wall clock before the episode (idle: 1×)"
+
+        def clock_rate(seconds: float) -> float:
+            """Sim seconds per wall second over the next `seconds`."""
+            start = clocks[-1]
+            spin_until(ros, lambda: False, seconds)
+            return (clocks[-1][1] - start[1]) * 1e-9 / (clocks[-1][0] - start[0])
+
+        idle_rate = clock_rate(2.0)
+        assert 0.12 < idle_rate < 0.4, f"sim time ran {idle_rate:.2f}× the wall clock between episodes (idle: 0.25×)"
+        reset = ros.create_client(ResetEpisode, Services.RESET_EPISODE)
+        assert call(ros, reset, ResetEpisode.Request(seed=3)).success, node_log(proc)
+        reset_rate = clock_rate(1.5)
+        assert reset_rate > 2.5, f"sim time ran {reset_rate:.2f}× the wall clock after a reset (should hurry: 4×)"
         event_pub.publish(EpisodeEvent(task="push", episode_id=1, event=EpisodeEvent.STARTED))
         state["tick"] = 0  # from now on, answer each tick
         assert spin_until(ros, lambda: state["commands"] >= 8, 60.0, release), node_log(proc)
