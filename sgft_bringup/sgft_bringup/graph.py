@@ -62,6 +62,22 @@ def load_config(task: str, config_file: str | os.PathLike | None = None) -> dict
     return config
 
 
+def graph_config(task: str, config_file: str | os.PathLike | None = None,
+                 overrides: dict[str, dict] | None = None) -> dict[str, dict]:
+    """The task's YAML with per-node parameter overrides applied: what graph_nodes starts and the session reads."""
+    config = load_config(task, config_file)
+    for node, params in (overrides or {}).items():
+        config.setdefault(node, {}).update(params)
+    return config
+
+
+def has_perception(config: dict[str, dict]) -> bool:
+    """Perception runs where the graph's config has its section: insert's has none (the leg is held, its tip known
+    from the grasp, and the clamped part's hole is a calibrated constant), so no camera cloud is rendered for
+    nothing and the session waits for the robot's state of a reset scene instead of a detection."""
+    return "sgft_perception" in config
+
+
 def graph_nodes(task: str, mode: str = "sim", config_file: str | os.PathLike | None = None,
                 overrides: dict[str, dict] | None = None) -> list[GraphNode]:
     """The nodes of the fine-tuning graph. mode "sim": the simulated robot stands in for robot + cameras and
@@ -69,17 +85,13 @@ def graph_nodes(task: str, mode: str = "sim", config_file: str | os.PathLike | N
     real_finetune.launch.py) provide those topics instead."""
     if mode not in ("sim", "real"):
         raise ValueError(f"mode must be 'sim' or 'real', got {mode!r}")
-    config = load_config(task, config_file)
-    for node, params in (overrides or {}).items():
-        config.setdefault(node, {}).update(params)
+    config = graph_config(task, config_file, overrides)
     sim_time = {"use_sim_time": mode == "sim"}
     nodes = []
     if mode == "sim":
         nodes.append(GraphNode("sgft_sim_robot", "sgft_sim", "sgft_sim.robot_node", "robot_node",
                                config["sgft_sim_robot"]))
-    # Perception runs where the task's YAML has its section: insert's graph has none (the leg is held, its tip known
-    # from the grasp, and the clamped part's hole is a calibrated constant), so no camera cloud is rendered for nothing.
-    if "sgft_perception" in config:
+    if has_perception(config):
         nodes.append(GraphNode("sgft_perception", "sgft_perception", "sgft_perception.perception_node",
                                "perception_node", config["sgft_perception"] | sim_time))
     nodes += [
@@ -96,10 +108,8 @@ def session_parameters(task: str, mode: str = "sim", config_file: str | os.PathL
     """Parameters of the fine-tuning session (sgft_bringup.finetune_session) for this graph: its YAML section and
     overrides, sim time in "sim" mode, and, unless set, whether to wait for perception's detection of each reset scene
     (only where the graph has a perception node)."""
-    overrides = overrides or {}
-    config = load_config(task, config_file)
+    config = graph_config(task, config_file, overrides)
     params = dict(config.get("sgft_finetune_session", {}))
-    params |= overrides.get("sgft_finetune_session", {})
     params["use_sim_time"] = mode == "sim"
-    params.setdefault("wait_for_detection", "sgft_perception" in config)  # graph_nodes' rule for perception
+    params.setdefault("wait_for_detection", has_perception(config))
     return params

@@ -31,6 +31,10 @@ def test_insert_graph_has_no_perception_and_its_session_waits_for_the_robot_stat
     assert session_parameters("push", "real")["use_sim_time"] is False
     overridden = session_parameters("insert", overrides={"sgft_finetune_session": {"episodes": 2}})
     assert overridden["episodes"] == 2 and overridden["use_sim_time"] is True
+    # a perception section given as an override starts perception, and then the session waits for its detections
+    with_camera = {"sgft_perception": load_config("push")["sgft_perception"]}
+    assert "sgft_perception" in [n.name for n in graph_nodes("insert", "sim", overrides=with_camera)]
+    assert session_parameters("insert", overrides=with_camera)["wait_for_detection"] is True
 
 
 def test_insert_calibration_is_the_simulated_robots_leg_and_hole():

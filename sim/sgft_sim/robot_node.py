@@ -126,8 +126,9 @@ class SimRobotNode(Node):
         self.graph_input = threading.Condition()
         self.detected_stamps: dict[int, int] = {}  # frame stamp (ns) -> detections seen with it
         self.command_stamp_ns = -1  # of the newest command
-        self.episode_running = False  # between the policy's STARTED and FINISHED / ABORTED events
-        self.reset_requested = False  # from a reset until the next episode event: an episode is about to start
+        # from a reset (an episode is about to start: the session waits for the reset scene's detection) until the
+        # policy's FINISHED / ABORTED event: the sim runs at time_scale, otherwise at idle_time_scale
+        self.episode_under_way = False
         self.commands_expected = False  # an episode runs and the policy is not holding
         self.resets = 0
         self.env.reset(seed=self.seed)
@@ -225,7 +226,7 @@ class SimRobotNode(Node):
             self.env.reset(seed=seed)
             self.pending.clear()
             self.history.clear()  # a command from before the reset is scaled against the reset state
-            self.reset_requested = True
+            self.episode_under_way = True
         response.success, response.message = True, f"reset with seed {seed}"
         return response
 
@@ -239,8 +240,7 @@ class SimRobotNode(Node):
     def _on_episode_event(self, msg: EpisodeEvent) -> None:
         with self.graph_input:
             self.commands_expected = msg.event in (EpisodeEvent.STARTED, EpisodeEvent.RESUMED)
-            self.episode_running = msg.event not in (EpisodeEvent.FINISHED, EpisodeEvent.ABORTED)
-            self.reset_requested = False
+            self.episode_under_way = msg.event not in (EpisodeEvent.FINISHED, EpisodeEvent.ABORTED)
             self.graph_input.notify_all()
 
     def _wait_for_command(self, stamp: TimeMsg) -> bool:
@@ -326,7 +326,7 @@ class SimRobotNode(Node):
                         throttle_duration_sec=10.0)
                 wall_start += time.monotonic() - waited
             # pace: sim time runs time_scale times faster than the wall clock (never faster than we can compute)
-            wanted = self.time_scale if self.episode_running or self.reset_requested else self.idle_time_scale
+            wanted = self.time_scale if self.episode_under_way else self.idle_time_scale
             if wanted != scale:
                 scale, wall_start, sim_start = wanted, time.monotonic(), self.sim_time
             ahead = (self.sim_time - sim_start) / scale - (time.monotonic() - wall_start)
