@@ -32,8 +32,8 @@ from rclpy.time import Time  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
+from sgft_core.seeds import EVAL_SEED  # noqa: E402
 from sgft_core.stats import wilson_interval  # noqa: E402
-from sgft_core.tasks import EVAL_SEED  # noqa: E402
 from sgft_interfaces import (  # noqa: E402
     EPISODE_EVENT_QOS,
     ROBOT_STATE_QOS,

@@ -28,7 +28,7 @@ def test_evaluations_reset_the_same_scenes_and_skip_an_unchanged_policy(session,
     from std_msgs.msg import ColorRGBA
     from visualization_msgs.msg import Marker, MarkerArray
 
-    from sgft_core.tasks import EVAL_SEED
+    from sgft_core.seeds import EVAL_SEED
     from sgft_msgs.msg import EpisodeEvent, LearnerStatus
 
     session.episodes, session.eval_every, session.eval_episodes = 6, 2, 3

@@ -1,7 +1,7 @@
 """The SGFT tasks push, hammer and insert: one place for their layout, bounds, reward, success and termination.
 
-The simulator, the policy node on the real robot and the learner all read the task from here (DESIGN §5, the SGFT
-paper's appendix B). Everything is computed from the observation alone, because the real robot only has
+The simulator, the policy node on the real robot and the learner all read the task from here (the SGFT paper's
+appendix B). Everything is computed from the observation alone, because the real robot only has
 observations. Frames and units: robot base frame (`fr3_link0`), metres, radians.
 
 API:
@@ -30,17 +30,13 @@ from typing import Any
 
 import numpy as np
 
-# push (DESIGN §5): the end effector should sit 3.5 cm behind the puck (−x side) and push it to x = 55 cm.
+# push: the end effector should sit 3.5 cm behind the puck (−x side) and push it to x = 55 cm.
 PUSH_GOAL_X = 0.55
 PUSH_GOAL_TOLERANCE = 0.025
 PUSH_EE_OFFSET = 0.035  # finger radius (1 cm) + puck radius (2.5 cm): the finger touches the puck's back
 # The table the puck lies on, in the base frame: a puck centre outside this rectangle has fallen off.
 PUSH_TABLE_X = (-0.10, 0.70)
 PUSH_TABLE_Y = (-0.40, 0.40)
-
-# Fine-tuning evaluations (the benchmark and the ROS session) reset their i-th episode with seed EVAL_SEED + i, the
-# same scenes at every evaluation point, far from the training episodes' seeds.
-EVAL_SEED = 2_000_000
 
 # hammer: the nail counts as driven when its head is within 2 mm of the goal height.
 HAMMER_SUCCESS_TOLERANCE = 0.002

@@ -37,7 +37,8 @@ from tqdm import tqdm
 from sgft_core.checkpoint import atomic_write_bytes, load_checkpoint
 from sgft_core.finetune import METHODS, FinetuneLearner, make_config
 from sgft_core.replay import Batch
-from sgft_core.tasks import EVAL_SEED, get_task
+from sgft_core.seeds import EVAL_SEED
+from sgft_core.tasks import get_task
 from sgft_interfaces.share import installed_share
 from sgft_sim import ProxyConfig, make_env
 

@@ -22,9 +22,8 @@ import torch
 
 from sgft_core.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
 from sgft_core.networks import Actor
+from sgft_core.seeds import HELD_OUT_EVAL_SEED
 from sgft_core.stats import wilson_interval
-
-DEFAULT_EVAL_SEED = 1_000_000  # far from the training seeds
 
 
 @dataclass
@@ -48,7 +47,7 @@ class EvalResult:
 
 
 def run_episodes(
-    actor: Actor, env: gym.Env, episodes: int, seed: int = DEFAULT_EVAL_SEED, deterministic: bool = True
+    actor: Actor, env: gym.Env, episodes: int, seed: int = HELD_OUT_EVAL_SEED, deterministic: bool = True
 ) -> EvalResult:
     """Roll out `actor` for `episodes` episodes in `env` and count successes."""
     successes, returns = 0, []
@@ -70,7 +69,7 @@ def evaluate_checkpoint(
     checkpoint: str,
     proxies: list[str],
     episodes: int,
-    seed: int = DEFAULT_EVAL_SEED,
+    seed: int = HELD_OUT_EVAL_SEED,
     deterministic: bool = True,
     make_env: Callable[..., gym.Env] | None = None,
 ) -> dict[str, EvalResult]:
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--proxy", default="all",
                         help="proxy name (sim, real, deformable where the task has it) or 'all' for every proxy")
     parser.add_argument("--episodes", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=DEFAULT_EVAL_SEED, help="episode i is reset with seed + i")
+    parser.add_argument("--seed", type=int, default=HELD_OUT_EVAL_SEED, help="episode i is reset with seed + i")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic mean")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--json", type=Path, default=None, help="also write the results (and the command) here")

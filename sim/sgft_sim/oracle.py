@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from sgft_core.checkpoint import load_checkpoint
 from sgft_core.networks import Networks
+from sgft_core.seeds import EVAL_SEED
 from sgft_core.stats import wilson_interval
-from sgft_core.tasks import EVAL_SEED
 from sgft_sim.base_env import FrankaTaskEnv
 from sgft_sim.benchmark import DEFAULT_CHECKPOINT_DIR
 

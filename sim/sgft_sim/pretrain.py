@@ -29,9 +29,8 @@ from sgft_core.checkpoint import atomic_write_bytes, save_checkpoint
 from sgft_core.networks import NetworkConfig, Networks
 from sgft_core.replay import ReplayBuffer, sample_mixed
 from sgft_core.sac import SAC, SACConfig
-from sgft_sim.evaluate import DEFAULT_EVAL_SEED, EvalResult, run_episodes
-
-PERIODIC_EVAL_SEED = 2_000_000  # periodic evaluations select the checkpoint; the final one must use other seeds
+from sgft_core.seeds import EVAL_SEED, HELD_OUT_EVAL_SEED
+from sgft_sim.evaluate import EvalResult, run_episodes
 
 
 @dataclass
@@ -118,7 +117,7 @@ def pretrain(
             bar.set_postfix(ret=f"{np.mean(returns[-20:]) if returns else float('nan'):.2f}",
                             alpha=f"{losses['alpha']:.3f}", q=f"{losses['q_mean']:.1f}", refresh=False)
         if step % eval_every == 0 or step == steps or out_of_time:
-            evaluation = run_episodes(agent.actor, eval_env, eval_episodes, PERIODIC_EVAL_SEED)
+            evaluation = run_episodes(agent.actor, eval_env, eval_episodes, EVAL_SEED)
             result.evals.append({"step": step, "success_rate": evaluation.success_rate,
                                  "mean_return": evaluation.mean_return, "alpha": losses["alpha"],
                                  "critic_loss": losses["critic_loss"], "value_loss": losses["value_loss"],
@@ -193,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training done in {result.wall_time_s:.0f} s; selected step {result.selected_step}; "
           f"final evaluation on {args.final_eval_episodes} episodes ...", flush=True)
     eval_env = make_env(args.task, "sim", seed=args.seed + 2)
-    final: EvalResult = run_episodes(result.networks.actor, eval_env, args.final_eval_episodes, DEFAULT_EVAL_SEED)
+    final: EvalResult = run_episodes(result.networks.actor, eval_env, args.final_eval_episodes, HELD_OUT_EVAL_SEED)
     eval_env.close()
     print(f"sim (domain randomization): {final.summary()}", flush=True)
 
@@ -218,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_time_s": round(result.wall_time_s, 1),
         "selected": args.select,
         "selected_step": result.selected_step,
-        "final_eval": {"proxy": "sim", "eval_seed": DEFAULT_EVAL_SEED, **final.to_dict()},
+        "final_eval": {"proxy": "sim", "eval_seed": HELD_OUT_EVAL_SEED, **final.to_dict()},
         "periodic_evals": result.evals,
         "train_config": config.to_dict(),
     }
