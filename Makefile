@@ -14,11 +14,10 @@ test:
 demo: build
 	source setup.bash && tools/demo.sh
 
-# The fault-injection suite (also part of `make test`): see the README's fault table.
+# The fault-injection suite (also part of `make test`): every test marked `faults` (see the README's fault table).
 faults: build
-	source setup.bash && python -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning \
-	  sgft_core/test/test_safety.py sgft_core/test/test_checkpoint.py sgft_perception/test/test_perception_node.py \
-	  sgft_policy/test/test_policy_node.py sgft_learner/test/test_learner_node.py sgft_learner/test/test_transition_store.py
+	source setup.bash && python -m pytest -q -p no:cacheprovider -W ignore::DeprecationWarning -m faults \
+	  sgft_core/test sgft_msgs/test sgft_perception/test sgft_policy/test sgft_learner/test sim/test test
 
 lint: bootstrap
 	source setup.bash && ruff check .

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sgft_interfaces.testing import (
+from sgft_testing import (
     RERUN_MULTIPROCESS,
     isolate_domain,
     spin_until,
@@ -23,7 +23,7 @@ from sgft_interfaces.testing import (
     stop_graph,
 )
 
-pytestmark = RERUN_MULTIPROCESS  # (why: sgft_interfaces.testing)
+pytestmark = RERUN_MULTIPROCESS  # (why: sgft_testing)
 
 isolate_domain()
 

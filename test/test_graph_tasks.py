@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sgft_interfaces.testing import (
+from sgft_testing import (
     RERUN_MULTIPROCESS,
     call,
     isolate_domain,
@@ -34,7 +34,7 @@ from sgft_interfaces.testing import (
     stop_graph,
 )
 
-pytestmark = RERUN_MULTIPROCESS  # (why: sgft_interfaces.testing)
+pytestmark = RERUN_MULTIPROCESS  # (why: sgft_testing)
 
 isolate_domain()
 

@@ -46,7 +46,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     || fail "torch is not the CPU build"
   "$venv/bin/python" -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) >= 80)' \
     || fail "setuptools>=80 got installed; colcon-core needs <80"
-  # 3. The wheels' CMake exports point at the wheel builder's Python; rewrite them (DESIGN §7).
+  # 3. The wheels' CMake exports point at the wheel builder's Python; rewrite them.
   "$venv/bin/python" "$repo/tools/fix_ros_cmake_paths.py" "$venv" || fail "CMake path fix-up failed"
   echo "$want" > "$stamp"
 else

@@ -3,6 +3,8 @@
 Installed by the sgft_msgs package next to the generated interfaces, because names and QoS are as much a part of
 the contract between our nodes as the message layouts. Every node imports its names and profiles from here;
 parameters may rename a topic on a given robot (a controller's target topic, a camera's namespace).
+The PointCloud2 codec (`sgft_interfaces.cloud`, numpy only, and `sgft_interfaces.pointcloud2`, the message side) is
+here for the same reason: the simulated camera writes the layout the perception node reads.
 """
 
 from sgft_interfaces.qos import (

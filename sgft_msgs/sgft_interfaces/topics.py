@@ -1,4 +1,4 @@
-"""Topic and service names. Upstream names follow franka_ros2 and realsense2_camera 4.x (DESIGN §3)."""
+"""Topic and service names. Upstream names follow franka_ros2 and realsense2_camera 4.x."""
 
 
 class Topics:

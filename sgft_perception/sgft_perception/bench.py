@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sgft_perception.cloud import (
+from sgft_interfaces.cloud import (
     REALSENSE_FIELDS,
     REALSENSE_POINT_STEP,
     CloudLayout,
@@ -82,7 +82,7 @@ def bench_dds(clouds: int, rate_hz: float, transport: str) -> None:
     from sgft_interfaces.qos import select_transport
     from sgft_msgs.msg import ObjectDetection
     from sgft_perception.perception_node import DETECTION_TOPIC
-    from sgft_perception.pointcloud2 import build_pointcloud2
+    from sgft_interfaces.pointcloud2 import build_pointcloud2
 
     os.environ["ROS_DOMAIN_ID"] = str(random.Random(time.time_ns()).randint(1, 100))
     transport = select_transport(transport)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from transforms3d.quaternions import quat2mat
 
-from sgft_perception.cloud import unpack_rgb
+from sgft_interfaces.cloud import unpack_rgb
 
 
 @dataclass(frozen=True)

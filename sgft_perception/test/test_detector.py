@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sgft_perception.cloud import REALSENSE_FIELDS, CloudLayout, build_cloud_bytes, cloud_view
+from sgft_interfaces.cloud import REALSENSE_FIELDS, CloudLayout, build_cloud_bytes, cloud_view
 from sgft_perception.detector import (
     CameraResult,
     DetectorConfig,

@@ -1,4 +1,4 @@
-"""Sim-to-sim "real" robots: configurations of the training envs with named dynamics gaps (DESIGN §5).
+"""Sim-to-sim "real" robots: configurations of the training envs with named dynamics gaps.
 
 Every gap the SGFT paper attributes to reality is one field of `ProxyConfig`, so a proxy is readable at a glance and
 tests can check each knob. "sim" is the training configuration (domain randomization on, no gap). "real" is the

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sgft_perception.cloud import (
+from sgft_interfaces.cloud import (
     FLOAT32,
     FLOAT64,
     INT16,

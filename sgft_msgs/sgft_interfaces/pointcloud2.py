@@ -14,7 +14,7 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 
-from sgft_perception.cloud import (
+from sgft_interfaces.cloud import (
     REALSENSE_FIELDS,
     REALSENSE_POINT_STEP,
     CloudLayout,

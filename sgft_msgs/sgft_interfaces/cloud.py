@@ -58,7 +58,7 @@ class CloudLayout:
         return self.width * self.height
 
 
-# The layout realsense2_camera publishes (DESIGN §3); the simulated camera uses it too.
+# The layout realsense2_camera 4.x publishes; the simulated camera uses it too.
 REALSENSE_FIELDS = (Field("x", 0, FLOAT32), Field("y", 4, FLOAT32), Field("z", 8, FLOAT32), Field("rgb", 16, FLOAT32))
 REALSENSE_POINT_STEP = 20
 

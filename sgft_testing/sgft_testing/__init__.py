@@ -1,4 +1,6 @@
-"""Helpers for tests that run our nodes as separate processes over real DDS (used by every package's tests)."""
+"""Helpers for tests that run the SGFT nodes as separate processes over real DDS (every package's tests use them).
+
+A test-only package: nothing at run time imports it (it needs pytest)."""
 
 from __future__ import annotations
 
@@ -18,10 +20,9 @@ from rclpy.node import Node
 
 from sgft_interfaces.topics import Services
 
-# For the test modules that start nodes as processes over DDS: `pytestmark = RERUN_MULTIPROCESS`. Under the LARGE_DATA
-# transports one pair of participants started together now and then never matched (tools/dds_match_check.py: 5 of 20
-# rounds) and the test waited in vain; the shared-memory profile setup.bash now sets matched in every round, and the
-# reruns stay as a guard. A rerun starts fresh processes; a deterministic failure still fails all three attempts.
+# For the test modules that start nodes as processes over DDS: `pytestmark = RERUN_MULTIPROCESS`. Now and then two
+# participants started together never match (tools/dds_match_check.py counts it) and the test would wait in vain. A
+# rerun starts fresh processes; a deterministic failure still fails all three attempts.
 RERUN_MULTIPROCESS = pytest.mark.flaky(reruns=2)
 
 

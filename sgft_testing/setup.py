@@ -1,0 +1,20 @@
+from setuptools import find_packages, setup
+
+package_name = "sgft_testing"
+
+setup(
+    name=package_name,
+    version="0.1.0",
+    packages=find_packages(exclude=["test"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
+        ("share/" + package_name, ["package.xml"]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="SGFT maintainers",
+    maintainer_email="maintainers@sgft-ros.org",
+    description="Test helpers for the SGFT packages' multi-process DDS tests.",
+    license="Apache-2.0",
+    extras_require={"test": ["pytest"]},  # colcon picks pytest from here (tests_require is gone)
+)
