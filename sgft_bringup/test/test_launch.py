@@ -16,9 +16,9 @@ from launch.launch_description_sources import PythonLaunchDescriptionSource  # n
 
 from sgft_bringup.graph import share_dir  # noqa: E402
 from sgft_interfaces import COMMAND_QOS, SENSOR_QOS, TRANSITION_QOS, Services, Topics  # noqa: E402
-from sgft_testing import start_episode  # noqa: E402
 from sgft_msgs.msg import ObjectDetection, Transition  # noqa: E402
 from sgft_msgs.srv import StartEpisode  # noqa: E402
+from sgft_testing import start_episode  # noqa: E402
 
 
 @launch_pytest.fixture

@@ -4,7 +4,7 @@ import torch
 
 from sgft_core.tasks import TASKS, get_task
 
-# (obs, reward, success, terminal), each reward worked out by hand from the task definitions (the SGFT paper's appendix B)
+# (obs, reward, success, terminal), each reward worked out by hand from the SGFT paper's appendix B
 PUSH_CASES = [
     # ee exactly 3.5 cm behind the puck, puck 5 cm short of the goal: −0 − 0.05
     ([0.465, 0.0, 0.50, 0.0], -0.05, False, False),

@@ -79,10 +79,10 @@ def bench_dds(clouds: int, rate_hz: float, transport: str) -> None:
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import PointCloud2
 
+    from sgft_interfaces.pointcloud2 import build_pointcloud2
     from sgft_interfaces.qos import select_transport
     from sgft_msgs.msg import ObjectDetection
     from sgft_perception.perception_node import DETECTION_TOPIC
-    from sgft_interfaces.pointcloud2 import build_pointcloud2
 
     os.environ["ROS_DOMAIN_ID"] = str(random.Random(time.time_ns()).randint(1, 100))
     transport = select_transport(transport)

@@ -24,11 +24,11 @@ from rclpy.time import Time
 from sensor_msgs.msg import PointCloud2
 
 from sgft_interfaces import SENSOR_QOS, Topics
-from sgft_interfaces.node_main import run_node
-from sgft_msgs.msg import ObjectDetection
 from sgft_interfaces.cloud import CloudFormatError
-from sgft_perception.detector import CameraResult, DetectorConfig, Extrinsic, HsvRange, detect_in_cloud, fuse
+from sgft_interfaces.node_main import run_node
 from sgft_interfaces.pointcloud2 import build_pointcloud2, view_of
+from sgft_msgs.msg import ObjectDetection
+from sgft_perception.detector import CameraResult, DetectorConfig, Extrinsic, HsvRange, detect_in_cloud, fuse
 
 NODE_NAME = "sgft_perception"
 # The topics this node uses, in one place (names from the shared sgft_interfaces.Topics).

@@ -26,11 +26,11 @@ rclpy = pytest.importorskip("rclpy")
 from rclpy.qos import QoSProfile, ReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import PointCloud2  # noqa: E402
 
-from sgft_testing import RERUN_MULTIPROCESS  # noqa: E402
+from sgft_interfaces.pointcloud2 import build_pointcloud2  # noqa: E402
 from sgft_msgs.msg import ObjectDetection  # noqa: E402
 from sgft_perception.perception_node import DETECTION_TOPIC  # noqa: E402
-from sgft_interfaces.pointcloud2 import build_pointcloud2  # noqa: E402
 from sgft_perception.synthetic import PuckScene, look_at, render_cloud  # noqa: E402
+from sgft_testing import RERUN_MULTIPROCESS  # noqa: E402
 
 pytestmark = [RERUN_MULTIPROCESS, pytest.mark.faults]  # (why reruns: sgft_testing)
 
