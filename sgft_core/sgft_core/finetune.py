@@ -32,8 +32,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import math
-import threading
 import time
 from dataclasses import dataclass
 
@@ -43,9 +41,8 @@ from torch import nn
 
 from sgft_core.networks import EnsembleLayerNorm, NetworkConfig, Networks, build_actor, build_critic
 from sgft_core.replay import Batch, ReplayBuffer, sample_mixed
+from sgft_core.sac import SoftActorCritic
 from sgft_core.tasks import TaskSpec
-
-METHODS = ("sgft", "sgft_kept_critic", "sac_finetune", "pbrs_sac", "rlpd", "zero_shot", "mpc_sgft")
 
 
 @dataclass(frozen=True)
@@ -164,6 +161,9 @@ _PRESETS: dict[str, FinetuneConfig] = {
 }
 
 
+METHODS = tuple(_PRESETS)
+
+
 def make_config(method: str, **overrides) -> FinetuneConfig:
     """The named variant's configuration, with optional field overrides (e.g. `batch_size=64` in a test)."""
     try:
@@ -177,15 +177,7 @@ def make_config(method: str, **overrides) -> FinetuneConfig:
     return dataclasses.replace(preset, **overrides)
 
 
-def critic_regression_loss(qs: torch.Tensor, target: torch.Tensor, huber_delta: float | None) -> torch.Tensor:
-    """Σ over ensemble members of the mean error against `target`: squared, or Huber (e² inside ±δ, 2δ|e| − δ²
-    outside, so the two agree on small errors and an outlier's gradient is capped at 2δ)."""
-    if huber_delta is None:
-        return ((qs - target) ** 2).mean(1).sum()
-    return 2.0 * nn.functional.huber_loss(qs, target.expand_as(qs), delta=huber_delta, reduction="none").mean(1).sum()
-
-
-class FinetuneLearner:
+class FinetuneLearner(SoftActorCritic):
     """One fine-tuning learner; thread-safe between one feeding thread (add_transition) and one training thread."""
 
     def __init__(self, task: TaskSpec, networks: Networks, config: FinetuneConfig, seed: int = 0,
@@ -211,35 +203,31 @@ class FinetuneLearner:
         self.value = copy.deepcopy(networks.value).eval().requires_grad_(False)
         self.dynamics = copy.deepcopy(networks.dynamics)
         if config.fresh_actor:
-            self.actor = build_actor(obs_dim, act_dim, self.network_config)
-            self.actor.obs_norm.load_state_dict(obs_norm_state)
+            actor = build_actor(obs_dim, act_dim, self.network_config)
+            actor.obs_norm.load_state_dict(obs_norm_state)
         else:
-            self.actor = copy.deepcopy(networks.actor)
+            actor = copy.deepcopy(networks.actor)
         if not keep_critic:
-            self.critic = build_critic(obs_dim, act_dim, self.network_config)
-            self.critic.obs_norm.load_state_dict(obs_norm_state)
+            critic = build_critic(obs_dim, act_dim, self.network_config)
+            critic.obs_norm.load_state_dict(obs_norm_state)
         else:
-            self.critic = copy.deepcopy(networks.critic)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr or config.lr)
+            critic = copy.deepcopy(networks.critic)
+        super().__init__(actor, critic, lr=config.lr, actor_lr=config.actor_lr, gamma=config.gamma, tau=config.tau,
+                         temperature=config.temperature, autotune_temperature=config.autotune_temperature,
+                         target_entropy=config.target_entropy, target_q_subset=config.target_q_subset,
+                         actor_q_reduce=config.actor_q_reduce)
         # The starting policy, frozen: the anchor of prior_regularization.
         self.actor_prior = copy.deepcopy(self.actor).requires_grad_(False) if config.prior_regularization else None
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
         self.dynamics_optimizer = torch.optim.Adam(self.dynamics.parameters(), lr=config.lr)
-        self.log_alpha = torch.tensor(math.log(config.temperature), requires_grad=config.autotune_temperature)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.lr)
-        self.target_entropy = -float(act_dim) if config.target_entropy is None else config.target_entropy
 
         self.real = ReplayBuffer(config.replay_capacity, obs_dim, act_dim)
         self.sim = ReplayBuffer(config.replay_capacity, obs_dim, act_dim)
         self.episodes = 0  # finished real episodes
         self.transitions = 0
         self.updates_done = 0
-        self.policy_version = 0  # +1 per actor step; the PolicyUpdate version
         self._owed = 0  # updates owed by the data so far
         self._episode_steps = 0
         self._training_started = False
-        self._lock = threading.Lock()  # guards the buffers, the counters and the actor's weights
         self._planner = None  # built on first use when acting with MPPI
         self._maybe_start_training()
 
@@ -254,7 +242,7 @@ class FinetuneLearner:
                        terminal: bool, truncated: bool = False) -> None:
         """One real transition with the raw task reward; `terminal` is a true task end, `truncated` a time limit."""
         cfg = self.config
-        with self._lock:
+        with self.lock:
             self.real.add(np.asarray(obs, np.float32), np.asarray(action, np.float32), float(reward),
                           np.asarray(next_obs, np.float32), bool(terminal))
             self.transitions += 1
@@ -274,18 +262,18 @@ class FinetuneLearner:
 
     def add_sim_data(self, batch: Batch) -> None:
         """Simulator transitions (numpy Batch) for RLPD's symmetric sampling."""
-        with self._lock:
+        with self.lock:
             self.sim.add_batch(*(np.asarray(x, np.float32) for x in batch))
 
     def updates_due(self) -> int:
-        with self._lock:
+        with self.lock:
             return self._owed
 
     # --------------------------------------------------------------------------------------------- the update
     def _sample(self) -> tuple[Batch, int]:
         """A training batch (tensors) and how many of its leading rows are real."""
         cfg = self.config
-        with self._lock:
+        with self.lock:
             if cfg.sim_data_fraction > 0 and len(self.sim) > 0:
                 n_real = cfg.batch_size - int(round(cfg.sim_data_fraction * cfg.batch_size))
                 batch = sample_mixed([self.real, self.sim], [n_real, cfg.batch_size - n_real], cfg.batch_size,
@@ -293,10 +281,6 @@ class FinetuneLearner:
             else:
                 batch, n_real = self.real.sample(cfg.batch_size, self.rng), cfg.batch_size
         return batch.to_torch(), n_real
-
-    @property
-    def alpha(self) -> float:
-        return float(self.log_alpha.detach().exp())
 
     @torch.no_grad()
     def relabel(self, obs: torch.Tensor, reward: torch.Tensor, next_obs: torch.Tensor, terminal: torch.Tensor,
@@ -362,14 +346,9 @@ class FinetuneLearner:
             value_next = self.value(rows.next_obs)
         rows = rows._replace(
             reward=self.relabel(rows.obs, rows.reward, rows.next_obs, rows.terminal, value_obs, value_next))
-        alpha = self.log_alpha.detach().exp()
         if cfg.horizon is None:  # infinite horizon: soft Bellman backup from the target critic
-            next_action, next_log_prob, _ = self.actor.sample(rows.next_obs)
-            target_qs = self.critic_target(rows.next_obs, next_action)
-            if cfg.target_q_subset is not None:
-                target_qs = target_qs[torch.randperm(target_qs.shape[0])[: cfg.target_q_subset]]
-            next_value = target_qs.min(0).values - alpha * next_log_prob
-            return rows, rows.reward + cfg.gamma * (1.0 - rows.terminal) * next_value
+            return rows, self.soft_target(rows.reward, rows.next_obs, rows.terminal)
+        alpha = self.log_alpha.detach().exp()
         # Horizon H: done after H steps, so no critic term ever enters the target. Steps 2..H are imagined with the
         # dynamics model and the current actor (soft returns: the entropy bonus of the actor's own choices).
         target, state, alive, discount = rows.reward.clone(), rows.next_obs, 1.0 - rows.terminal, cfg.gamma
@@ -402,45 +381,19 @@ class FinetuneLearner:
             # Critic: relabel, imagine branches, regress onto the H-step (or bootstrapped) target.
             if cfg.train_critic:
                 rows, q_target = self.critic_targets(batch)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_critic):
-                    qs = self.critic(rows.obs, rows.action).float()
-                critic_loss = critic_regression_loss(qs, q_target, cfg.critic_huber_delta)
-                self.critic_optimizer.zero_grad(set_to_none=True)
-                critic_loss.backward()
-                self.critic_optimizer.step()
-                losses |= {"critic_loss": critic_loss.item(), "q_mean": qs.mean().item()}
+                losses |= self.critic_step(rows.obs, rows.action, q_target, cfg.critic_huber_delta, cfg.bf16_critic)
                 if cfg.horizon is None:
-                    with torch.no_grad():
-                        for target_param, param in zip(self.critic_target.parameters(), self.critic.parameters()):
-                            target_param.lerp_(param, cfg.tau)
+                    self.polyak()
 
-            # Actor (after the critic warm-up): maximize Q − α log π on the sampled states.
+            # Actor (after the critic warm-up): maximize Q − α log π on the sampled states, pulled towards π_sim.
             if cfg.train_actor and self.updates_done >= cfg.critic_warmup_updates:
-                self.critic.requires_grad_(False)  # the actor loss needs dQ/da only
-                action, log_prob, mean_action = self.actor.sample(batch.obs)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16_critic):
-                    qs_pi = self.critic(batch.obs, action).float()
-                q_pi = qs_pi.min(0).values if cfg.actor_q_reduce == "min" else qs_pi.mean(0)
-                actor_loss = (self.log_alpha.detach().exp() * log_prob - q_pi).mean()
-                if cfg.prior_regularization > 0:
-                    with torch.no_grad():
-                        prior_action = self.actor_prior.deterministic(batch.obs)
-                    actor_loss = actor_loss + cfg.prior_regularization * (
-                        (mean_action - prior_action) ** 2).sum(-1).mean()
-                self.actor_optimizer.zero_grad(set_to_none=True)
-                actor_loss.backward()
-                with self._lock:  # actor_state() must never see a half-written step
-                    self.actor_optimizer.step()
-                    self.policy_version += 1
-                self.critic.requires_grad_(True)
-                losses |= {"actor_loss": actor_loss.item(), "entropy": -log_prob.mean().item()}
+                actor_losses, log_prob = self.actor_step(batch.obs, self.actor_prior, cfg.prior_regularization,
+                                                         cfg.bf16_critic)
+                losses |= actor_losses
                 if cfg.autotune_temperature:
-                    alpha_loss = (-self.log_alpha.exp() * (log_prob.detach() + self.target_entropy)).mean()
-                    self.alpha_optimizer.zero_grad(set_to_none=True)
-                    alpha_loss.backward()
-                    self.alpha_optimizer.step()
+                    losses |= self.temperature_step(log_prob)
             losses["alpha"] = self.alpha
-            with self._lock:
+            with self.lock:
                 self.updates_done += 1
                 self._owed = max(0, self._owed - 1)
         return losses
@@ -465,11 +418,6 @@ class FinetuneLearner:
         if self._planner is not None:
             self._planner.reset()
 
-    def actor_state(self) -> dict[str, torch.Tensor]:
-        """A consistent copy of the actor's weights (with its normalizer), for PolicyUpdate."""
-        with self._lock:
-            return {name: tensor.detach().clone() for name, tensor in self.actor.state_dict().items()}
-
     @torch.no_grad()
     def value_sim(self, obs: np.ndarray) -> np.ndarray:
         """V_sim of observations (..., obs_dim) → (...), float32."""
@@ -487,7 +435,7 @@ class FinetuneLearner:
     def restore_progress(self, updates_done: int, policy_version: int) -> None:
         """After a restart: the stored transitions were re-added (owing their updates again); those already done
         before the restart (from the learner's checkpoint) are not owed twice, and versions keep increasing."""
-        with self._lock:
+        with self.lock:
             self._owed = max(0, self._owed - max(0, updates_done - self.updates_done))
             self.updates_done = max(self.updates_done, updates_done)
             self.policy_version = max(self.policy_version, policy_version)

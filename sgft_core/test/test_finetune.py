@@ -11,9 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from sgft_core.finetune import METHODS, FinetuneLearner, critic_regression_loss, make_config
+from sgft_core.finetune import METHODS, FinetuneLearner, make_config
 from sgft_core.networks import NetworkConfig, Networks, build_networks
 from sgft_core.replay import Batch
+from sgft_core.sac import critic_regression_loss
 from sgft_core.tasks import TaskSpec, get_task
 
 SMALL = NetworkConfig(hidden_dim=32)

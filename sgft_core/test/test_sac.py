@@ -1,11 +1,12 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
-from sgft_core.networks import NetworkConfig
+from sgft_core.networks import EnsembleLinear, NetworkConfig, build_actor, build_critic
 from sgft_core.replay import Batch
-from sgft_core.sac import SAC, SACConfig, normalization_from_data
+from sgft_core.sac import SAC, SACConfig, SoftActorCritic, normalization_from_data
 
 torch.set_num_threads(1)  # small nets: threads only add contention on a shared 2-core machine
 SMALL = NetworkConfig(hidden_dim=32)
@@ -106,3 +107,80 @@ def test_normalization_from_data():
     all_obs = np.concatenate([data.obs, data.next_obs])
     np.testing.assert_allclose(obs_mean, all_obs.mean(0), atol=1e-5)
     np.testing.assert_allclose(delta_std, (data.next_obs - data.obs).std(0), rtol=1e-4)
+
+
+def _core(**kwargs) -> SoftActorCritic:
+    torch.manual_seed(0)
+    settings = dict(lr=1e-2, gamma=0.9, tau=0.1, temperature=0.5, autotune_temperature=True) | kwargs
+    return SoftActorCritic(build_actor(2, 2, SMALL), build_critic(2, 2, SMALL), **settings)
+
+
+def _set_constant_q(critic: torch.nn.Module, values: list[float]) -> None:
+    """Member i of the ensemble outputs values[i] everywhere."""
+    last = critic.net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor(values).reshape(-1, 1, 1))
+
+
+def test_soft_target_matches_the_hand_computed_backup():
+    sac = _core()
+    _set_constant_q(sac.critic_target, [2.0, 3.0])
+    next_obs = torch.tensor([[0.1, 0.2], [0.3, -0.4]])
+    reward, terminal = torch.tensor([1.0, -1.0]), torch.tensor([0.0, 1.0])
+    torch.manual_seed(7)
+    target = sac.soft_target(reward, next_obs, terminal)
+    torch.manual_seed(7)  # the same next action: the backup draws exactly one actor sample
+    _, log_prob, _ = sac.actor.sample(next_obs)
+    # r + γ·(1 − d)·(min_i Q_i − α·log π) with min Q = 2, α = 0.5, γ = 0.9; a terminal row keeps its reward only
+    expected = torch.tensor([1.0 + 0.9 * (2.0 - 0.5 * log_prob[0].item()), -1.0])
+    torch.testing.assert_close(target, expected)
+
+
+def test_critic_step_lowers_the_loss_on_a_fixed_batch():
+    sac = _core()
+    data = _bandit_data(64, seed=5)
+    obs, action, reward = (torch.as_tensor(x) for x in (data.obs, data.action, data.reward))
+    losses = [sac.critic_step(obs, action, reward)["critic_loss"] for _ in range(100)]
+    assert losses[-1] < 0.1 * losses[0]
+
+
+def test_actor_step_moves_towards_higher_q_and_counts_versions():
+    sac = _core(autotune_temperature=False, temperature=1e-3)
+    obs = torch.as_tensor(_bandit_data(64, seed=6).obs)
+    with torch.no_grad():  # Q(s, a) = a₀ + 2 through one ReLU path: the best action has a₀ = +1
+        linear = [layer for layer in sac.critic.net if isinstance(layer, EnsembleLinear)]
+        for layer in linear:
+            layer.weight.zero_()
+            layer.bias.zero_()
+            layer.weight[:, 0, 0] = 1.0
+        linear[0].weight[:, 0, 0] = 0.0
+        linear[0].weight[:, 2, 0] = 1.0  # input 2 = a₀ (after the 2 observation inputs)
+        linear[0].bias[:, 0, 0] = 2.0  # keeps the ReLU open for every a₀ ∈ (−1, 1)
+    critic_before = [p.clone() for p in sac.critic.parameters()]
+    start = sac.actor.deterministic(obs)[:, 0].mean().item()
+    for _ in range(30):
+        sac.actor_step(obs)
+    assert sac.actor.deterministic(obs)[:, 0].mean().item() > start + 0.3
+    assert sac.policy_version == 30
+    assert all(torch.equal(a, b) for a, b in zip(critic_before, sac.critic.parameters()))
+    assert all(p.requires_grad for p in sac.critic.parameters())
+
+
+@pytest.mark.parametrize(("log_prob", "direction"), [(5.0, 1), (-5.0, -1)])
+def test_temperature_step_moves_alpha_towards_the_target_entropy(log_prob: float, direction: int):
+    """Entropy −log π below the target (−|A| = −2) raises α; above it lowers α."""
+    sac = _core()
+    before = sac.alpha
+    sac.temperature_step(torch.full((16,), log_prob))
+    assert (sac.alpha - before) * direction > 0
+
+
+def test_polyak_averages_the_target_by_tau():
+    sac = _core(tau=0.25)
+    with torch.no_grad():
+        for target, param in zip(sac.critic_target.parameters(), sac.critic.parameters()):
+            target.fill_(1.0)
+            param.fill_(3.0)
+    sac.polyak()
+    assert all(torch.allclose(p, torch.full_like(p, 1.5)) for p in sac.critic_target.parameters())
