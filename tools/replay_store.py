@@ -49,8 +49,7 @@ def main() -> None:
     from sgft_core.checkpoint import load_checkpoint
     from sgft_core.finetune import FinetuneLearner, make_config
     from sgft_core.tasks import get_task
-    from sgft_learner.learner_node import feed_transition
-    from sgft_learner.transition_store import TransitionStore
+    from sgft_learner.transition_store import TransitionStore, feed_transition
     from sgft_msgs.msg import Transition
     from sgft_sim import make_env
     from sgft_sim.benchmark import evaluate, parse_overrides

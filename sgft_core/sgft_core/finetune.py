@@ -432,13 +432,36 @@ class FinetuneLearner(SoftActorCritic):
         q = self.critic(obs_t.reshape(-1, self.task.obs_dim), act_t.reshape(-1, self.task.action_dim)).min(0).values
         return q.reshape(obs_t.shape[:-1]).numpy()
 
-    def restore_progress(self, updates_done: int, policy_version: int) -> None:
-        """After a restart: the stored transitions were re-added (owing their updates again); those already done
-        before the restart (from the learner's checkpoint) are not owed twice, and versions keep increasing."""
+    # ------------------------------------------------------------------------------------------- resume
+    def state_dict(self) -> dict:
+        """What a resume needs: copies of the trained networks (`Networks`, with the frozen V_sim, so the four make a
+        checkpoint) and the progress: updates done, policy version, transitions seen, log α."""
         with self.lock:
+            networks = Networks(*(copy.deepcopy(m) for m in (self.actor, self.critic, self.value, self.dynamics)))
+            progress = {"updates_done": self.updates_done, "policy_version": self.policy_version,
+                        "transitions": self.transitions, "log_alpha": float(self.log_alpha.detach())}
+        return {"networks": networks, "progress": progress}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore `state_dict()` output, after the stored transitions have been re-added (they owe their updates
+        again; those already done are not owed twice, and the policy version keeps increasing). A critic of another
+        architecture (a different method's checkpoint) is not loaded: this learner's own stays."""
+        networks, progress = state["networks"], state.get("progress", {})
+        with self.lock:
+            self.actor.load_state_dict(networks.actor.state_dict())
+            self.dynamics.load_state_dict(networks.dynamics.state_dict())
+            critic_state = networks.critic.state_dict()
+            shapes = {name: tensor.shape for name, tensor in self.critic.state_dict().items()}
+            if {name: tensor.shape for name, tensor in critic_state.items()} == shapes:
+                self.critic.load_state_dict(critic_state)
+                self.critic_target.load_state_dict(critic_state)
+            if "log_alpha" in progress:
+                with torch.no_grad():
+                    self.log_alpha.fill_(float(progress["log_alpha"]))
+            updates_done = int(progress.get("updates_done", 0))
             self._owed = max(0, self._owed - max(0, updates_done - self.updates_done))
             self.updates_done = max(self.updates_done, updates_done)
-            self.policy_version = max(self.policy_version, policy_version)
+            self.policy_version = max(self.policy_version, int(progress.get("policy_version", 0)))
 
 
 # ------------------------------------------------------------------------------------------------------- bench

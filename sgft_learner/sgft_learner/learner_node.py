@@ -31,23 +31,16 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from sgft_core.checkpoint import CheckpointError, actor_to_bytes, load_checkpoint, save_checkpoint
 from sgft_core.finetune import METHODS, FinetuneLearner, make_config
-from sgft_core.networks import Networks
+from sgft_core.fr3 import BASE_FRAME
 from sgft_core.observation import observation_sources
 from sgft_core.tasks import get_task
 from sgft_interfaces import POLICY_UPDATE_QOS, STATUS_QOS, TRANSITION_QOS, Topics
 from sgft_interfaces.node_main import declared, run_node
-from sgft_learner.transition_store import StoreError, TransitionStore
+from sgft_learner.transition_store import StoreError, TransitionStore, feed_transition
 from sgft_msgs.msg import LearnerStatus, PolicyUpdate, Transition
 
 CHECKPOINT_NAME = "learner.safetensors"
 STORE_NAME = "transitions.log"
-BASE_FRAME = "fr3_link0"  # the robot base frame: the heatmap is drawn in it
-
-
-def feed_transition(learner: FinetuneLearner, msg: Transition) -> None:
-    """One (validated or stored) Transition message into the learner, raw reward and all."""
-    learner.add_transition(np.asarray(msg.obs, np.float32), np.asarray(msg.action, np.float32), float(msg.reward),
-                           np.asarray(msg.next_obs, np.float32), bool(msg.terminal), bool(msg.truncated))
 
 
 class LearnerNode(Node):
@@ -141,14 +134,8 @@ class LearnerNode(Node):
             # The store is the ground truth; a bad checkpoint only costs the updates since the pretrained one.
             self.get_logger().error(f"ignoring learner checkpoint {path}: {err}")
             return
-        learner, progress = self.learner, saved.metadata.get("extra", {})
-        learner.actor.load_state_dict(saved.networks.actor.state_dict())
-        learner.dynamics.load_state_dict(saved.networks.dynamics.state_dict())
-        if learner.critic.num_q == saved.networks.critic.num_q:
-            learner.critic.load_state_dict(saved.networks.critic.state_dict())
-            learner.critic_target.load_state_dict(saved.networks.critic.state_dict())
-        learner.restore_progress(updates_done=int(progress.get("updates_done", 0)),
-                                 policy_version=int(progress.get("policy_version", 0)))
+        learner = self.learner
+        learner.load_state_dict({"networks": saved.networks, "progress": saved.metadata.get("extra", {})})
         self.get_logger().info(f"resumed from {path}: {learner.updates_done} updates, "
                                f"policy version {learner.policy_version}, {learner.updates_due()} updates owed")
 
@@ -251,12 +238,10 @@ class LearnerNode(Node):
 
     def _checkpoint(self) -> None:
         learner = self.learner
-        networks = Networks(learner.actor, learner.critic, learner.value, learner.dynamics)
+        state = learner.state_dict()
         try:
-            save_checkpoint(self.run_dir / CHECKPOINT_NAME, networks, self.spec.name, learner.network_config,
-                            train_config=learner.config.to_dict(), seed=self.seed,
-                            extra={"updates_done": learner.updates_done, "policy_version": learner.policy_version,
-                                   "transitions": learner.transitions})
+            save_checkpoint(self.run_dir / CHECKPOINT_NAME, state["networks"], self.spec.name, learner.network_config,
+                            train_config=learner.config.to_dict(), seed=self.seed, extra=state["progress"])
         except OSError as err:
             self.get_logger().error(f"checkpoint failed (training goes on, the store has every transition): {err}")
 

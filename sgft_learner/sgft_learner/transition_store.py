@@ -15,6 +15,13 @@ import struct
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sgft_core.finetune import FinetuneLearner
+    from sgft_msgs.msg import Transition
 
 MAGIC = b"SGFTLOG1"
 _HEADER = struct.Struct("<II")
@@ -102,3 +109,10 @@ class TransitionStore:
 
     def close(self) -> None:
         self._file.close()
+
+
+def feed_transition(learner: FinetuneLearner, msg: Transition) -> None:
+    """One (validated or stored) Transition message into the learner, raw reward and all: how the learner node and
+    an offline replay of its store feed it."""
+    learner.add_transition(np.asarray(msg.obs, np.float32), np.asarray(msg.action, np.float32), float(msg.reward),
+                           np.asarray(msg.next_obs, np.float32), bool(msg.terminal), bool(msg.truncated))
