@@ -3,7 +3,7 @@
 The policy node on the real robot and the simulated one both go through here, so the order of the vector is
 defined once (in tasks.py) and never re-typed. Name conventions:
   ee_x, ee_y, ee_z      end-effector position (base frame)
-  q<N>, dq<N>           position / velocity of joint fr3_joint<N>
+  q<N>, dq<N>           position / velocity of the FR3's joint N (sgft_core.fr3.JOINT_NAMES[N − 1])
   <object>_x|_y|_z      the task's object (puck, nail, leg): `object_position`, from perception, or for an object
                         rigidly held in the gripper from the end-effector pose and the grasp (`held_object_position`)
   anything else         a task constant given by calibration (goal_x, hole_z, ...): `constants`
@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from transforms3d.quaternions import quat2mat
 
+from sgft_core.fr3 import JOINT_NAMES
 from sgft_core.tasks import TaskSpec
 
 _AXIS = {"x": 0, "y": 1, "z": 2}
@@ -49,7 +50,6 @@ def assemble_observation(
     joint_velocities: Mapping[str, float] | None = None,
     object_position: np.ndarray | None = None,
     constants: Mapping[str, float] | None = None,
-    joint_prefix: str = "fr3_joint",
     joint_zero_offsets: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """The float32 observation in spec.obs_names order. Raises ValueError naming what is missing.
@@ -68,7 +68,10 @@ def assemble_observation(
             obs[i] = ee_position[_AXIS[axis]]
         elif joint:
             table = joint_velocities if joint.group(1) else joint_positions
-            key = f"{joint_prefix}{joint.group(2)}"
+            number = int(joint.group(2))
+            if not 1 <= number <= len(JOINT_NAMES):
+                raise ValueError(f"{spec.name}: {name} names no FR3 joint (1..{len(JOINT_NAMES)})")
+            key = JOINT_NAMES[number - 1]
             if key not in table:
                 raise ValueError(f"{spec.name}: joint {key} missing from the joint state (needed for {name})")
             obs[i] = table[key] if joint.group(1) else table[key] - joint_zero_offsets.get(key, 0.0)

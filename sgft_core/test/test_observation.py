@@ -96,3 +96,11 @@ def test_held_object_position_refuses_a_non_unit_orientation():
         held_object_position(np.zeros(3), (0, 0, 0, 0), np.array([0.0, 0.0, 0.09]))
     with pytest.raises(ValueError, match="not a unit quaternion"):
         held_object_position(np.zeros(3), (0, 0, 0, float("nan")), np.array([0.0, 0.0, 0.09]))
+
+
+def test_joint_numbers_name_the_fr3_joints():
+    spec = get_task("hammer")
+    q = {f"fr3_joint{i}": 0.1 * i for i in range(1, 8)}
+    renamed = dataclasses.replace(spec, obs_names=tuple("q9" if n == "q6" else n for n in spec.obs_names))
+    with pytest.raises(ValueError, match="q9 names no FR3 joint"):
+        assemble_observation(renamed, np.zeros(3), q, q, np.zeros(3), constants={"goal_x": 0.6, "goal_z": 0.01})

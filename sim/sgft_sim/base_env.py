@@ -16,10 +16,13 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from sgft_core.command import command_target, task_envelope
+from sgft_core.fr3 import JOINT_NAMES, MJCF_JOINT_ZERO_OFFSET
+from sgft_core.safety import SafetyEnvelope
 from sgft_core.tasks import TaskSpec
 from sgft_sim.camera import CAMERAS_XML, PointCloud, render_point_cloud
 from sgft_sim.proxies import ProxyConfig
-from sgft_sim.robot import HOME_Q, JOINT_NAMES, FrankaArm, ImpedanceGains, build_model_xml
+from sgft_sim.robot import HOME_Q, FrankaArm, ImpedanceGains, build_model_xml
 
 # "Gripper points down" in the base frame: tool z along −z, the hand's fingers along the base's y axis.
 GRIPPER_DOWN = np.array([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]])
@@ -62,6 +65,8 @@ class FrankaTaskEnv(gym.Env):
         self.observation_space = gym.spaces.Box(self.task.obs_low.astype(np.float32),
                                                 self.task.obs_high.astype(np.float32), dtype=np.float32)
         self.params: dict[str, float] = dict(self.NOMINAL_PARAMS)
+        # What bounds every action, as the policy node's default envelope bounds it on a robot; tighten it to test.
+        self.envelope: SafetyEnvelope = task_envelope(self.task)
         self.last_hold_periods = 1.0
         self._ee_target = np.zeros(3)
         self._steps = 0
@@ -203,34 +208,21 @@ class FrankaTaskEnv(gym.Env):
 
     def apply_action(self, action: np.ndarray,
                      measured: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Turn a normalized action into a controller target: delta from the measured state (now, or `measured`:
-        the end-effector position and joint positions the action was computed from), bounded by the box."""
-        delta = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0) * self.task.max_delta
-        ee, q = (None, None) if measured is None else measured
+        """Turn a normalized action into a controller target with sgft_core.command, the policy node's mapping: a step
+        from the measured state (now, or `measured`: the end-effector position and joint positions the action was
+        computed from) through the safety envelope, then times the proxy's mis-calibrated action scale, as the
+        simulated robot node scales what it receives. Joint targets are computed in the FR3's readings, whose limits
+        the envelope holds; the joints a joint task does not move keep their current targets."""
+        ee, q = (self.ee_position(), self.arm.q()) if measured is None else measured
+        target = command_target(self.task, self.envelope, action, ee, q + MJCF_JOINT_ZERO_OFFSET,
+                                joint_hold=self.arm.joint_targets() + MJCF_JOINT_ZERO_OFFSET,
+                                action_scale=self.proxy.action_scale)
+        if target is None:
+            return  # no safe target for this state: the controller keeps its current one
         if self.task.action_kind == "cartesian":
-            self.set_ee_target(self.scaled_ee_target(delta, ee))
+            self.set_ee_target(target)
         else:
-            self.set_joint_targets(self.scaled_joint_targets(dict(zip(self.task.joint_names, delta, strict=True)), q))
-
-    # The proxy's mis-calibrated action magnitude, in one place for the env and the simulated robot node: a commanded
-    # change of the measured state reaches the controller multiplied by proxy.action_scale.
-    def scaled_ee_target(self, delta: np.ndarray, measured: np.ndarray | None = None) -> np.ndarray:
-        """End-effector target for a commanded change `delta` (x, y or x, y, z) of the measured position (now, or
-        `measured`: the position the command was computed from)."""
-        target = self.ee_position() if measured is None else np.array(measured, dtype=np.float64)
-        target[: len(delta)] += self.proxy.action_scale * np.asarray(delta, dtype=np.float64)
-        return target
-
-    def scaled_joint_targets(self, deltas: dict[str, float], measured: np.ndarray | None = None) -> np.ndarray:
-        """Targets of the 7 arm joints for commanded changes of some joints' measured positions (by name; now, or
-        `measured`: the positions the command was computed from); the other joints keep their current targets, as
-        the real controller does."""
-        targets = self.arm.joint_targets()
-        measured = self.arm.q() if measured is None else np.asarray(measured, dtype=np.float64)
-        for i, name in enumerate(JOINT_NAMES):
-            if name in deltas:
-                targets[i] = measured[i] + self.proxy.action_scale * deltas[name]
-        return targets
+            self.set_joint_targets(target - MJCF_JOINT_ZERO_OFFSET)
 
     def branch(self, seed: int) -> FrankaTaskEnv:
         """A copy of this env at its current state (controller targets included) that shares the read-only MjModel

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from sgft_core.fr3 import joint_indices
 from sgft_core.tasks import HAMMER
 from sgft_sim.base_env import FrankaTaskEnv
 from sgft_sim.push import table_xml
-from sgft_sim.robot import JOINT_NAMES
 
 BLOCK_TOP = 0.10  # the wooden block's top face (m above the table)
 NAIL_CONTACT_HALF = 0.015
@@ -53,7 +53,7 @@ class HammerEnv(FrankaTaskEnv):
         self._hammer_body = m.body("hammer").id
         self._hammer_mass0 = float(m.body_mass[self._hammer_body])
         self._hammer_inertia0 = m.body_inertia[self._hammer_body].copy()
-        self._joint_ids = [JOINT_NAMES.index(n) for n in HAMMER.joint_names]
+        self._joint_ids = joint_indices(HAMMER.joint_names)
         self._goal_z = 0.0
 
     def _tool_xml(self) -> str:

@@ -25,20 +25,17 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-JOINT_NAMES = tuple(f"fr3_joint{i}" for i in range(1, 8))
-BASE_BODY = "fr3_link0"
+from sgft_core.fr3 import JOINT_HIGH, JOINT_LOW, JOINT_NAMES, MJCF_JOINT_ZERO_OFFSET
+
+# The FR3's joint limits in this MJCF's readings: it measures joint 6 from a zero rotated by −π/2 with respect to
+# Franka's convention, so FR3's [0.5445, 4.5169] becomes [−1.0263, 2.9461].
+FR3_JOINT_LIMITS = tuple(zip((JOINT_LOW - MJCF_JOINT_ZERO_OFFSET).tolist(),
+                             (JOINT_HIGH - MJCF_JOINT_ZERO_OFFSET).tolist(), strict=True))
 # A comfortable "elbow up, gripper down" posture, used as IK seed and null-space bias.
-# FR3 joint limits (franka docs, "Robot and interface specifications"); this MJCF measures joint 6 from a zero
-# rotated by −π/2 with respect to Franka's convention, so FR3's [0.5445, 4.5169] becomes [−1.0263, 2.9461].
-FR3_JOINT_LIMITS = (
-    (-2.7437, 2.7437), (-1.7837, 1.7837), (-2.9007, 2.9007), (-3.0421, -0.1518),
-    (-2.8065, 2.8065), (-1.0263, 2.9461), (-3.0159, 3.0159),
-)
 HOME_Q = np.array([0.0, 0.3, 0.0, -2.2, 0.0, 0.9, 0.785])
-# What an FR3 reads at each joint where this MJCF reads 0 (rad): the FR3 reading is the MJCF's plus this. The simulated
-# robot node publishes and accepts FR3 readings, as franka_ros2 does; the envs (and so the policies trained in them)
-# use the MJCF's.
-FR3_JOINT_ZERO_OFFSET = np.array([0.0, 0.0, 0.0, 0.0, 0.0, np.pi / 2, 0.0])
+# The envs (and so the policies trained in them) use this MJCF's joint readings; the simulated robot node publishes
+# and accepts the FR3's, as franka_ros2 does: FR3 reading = MJCF reading + MJCF_JOINT_ZERO_OFFSET.
+FR3_JOINT_ZERO_OFFSET = MJCF_JOINT_ZERO_OFFSET
 
 
 def franka_assets_dir() -> str:

@@ -3,13 +3,14 @@
 It steps the MuJoCo env in small chunks and publishes, as the real drivers would:
   /clock (sim time; faster than real time by default, real time with time_scale:=1.0),
   robot pose, measured joint states and /joint_states (best effort, like franka_robot_state_broadcaster; joint
-  positions in the FR3's readings, sgft_sim.robot.FR3_JOINT_ZERO_OFFSET),
+  positions in the FR3's readings, sgft_core.fr3.MJCF_JOINT_ZERO_OFFSET),
   colored PointCloud2s in the realsense layout from one or two simulated D455s (only while subscribed, like the driver),
 and tracks the Cartesian (PoseStamped) or joint (JointTrajectory) targets it receives. With no new target it holds
-the last one, as the impedance controller does. The proxy's gaps apply to commands here too: the commanded delta is
-rescaled (action_scale) and each command takes effect after a random delay (latency), so that the action is held
-for a random 0.6–1.4 control periods (the proxy's `hold_periods`). The env reproduces this robot's timing with
-`latency_model="command_delay"` (sgft_sim.proxies), so the benchmark can run what the graph runs.
+the last one, as the impedance controller does. The proxy's gaps apply to commands here too: the commanded change is
+rescaled (action_scale, by sgft_core.command.scale_command as in the env) and each command takes effect after a random
+delay (latency), so that the action is held for a random 0.6–1.4 control periods (the proxy's `hold_periods`). The env
+reproduces this robot's timing with `latency_model="command_delay"` (sgft_sim.proxies), so the benchmark can run what
+the graph runs.
 The object's true position goes out on a debug topic so tests can grade perception.
 
 Camera timing. A real D455 streams at 30 Hz, so the cloud behind the policy's detection is a few tens of ms old at
@@ -45,17 +46,16 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState, PointCloud2
 from trajectory_msgs.msg import JointTrajectory
 
+from sgft_core.command import scale_command
+from sgft_core.fr3 import BASE_FRAME, JOINT_NAMES, MJCF_JOINT_ZERO_OFFSET
 from sgft_interfaces import COMMAND_QOS, EPISODE_EVENT_QOS, ROBOT_STATE_QOS, SENSOR_QOS, Services, Topics
 from sgft_interfaces.node_main import declared, run_node
+from sgft_interfaces.pointcloud2 import build_pointcloud2
 from sgft_msgs.msg import EpisodeEvent, ObjectDetection
 from sgft_msgs.srv import ResetEpisode
-from sgft_perception.pointcloud2 import build_pointcloud2
 from sgft_sim import make_env
 from sgft_sim.base_env import ROBOT_NODE_STATE_PERIOD
 from sgft_sim.camera import CAMERA_NAMES
-from sgft_sim.robot import FR3_JOINT_ZERO_OFFSET
-
-BASE_FRAME = "fr3_link0"
 
 
 def _stamp(seconds: float) -> TimeMsg:
@@ -178,7 +178,9 @@ class SimRobotNode(Node):
 
     def _scaled_command(self, msg) -> tuple[str, np.ndarray] | None:
         """("cartesian", ee target) or ("joint", 7 joint targets) with the proxy's action scale applied to the
-        commanded change (FrankaTaskEnv.scaled_*); None (logged) for a target this robot refuses."""
+        commanded change (sgft_core.command.scale_command, as the env applies it); None (logged) for a target this
+        robot refuses."""
+        scale = self.proxy.action_scale
         if isinstance(msg, PoseStamped):
             if msg.header.frame_id not in ("", BASE_FRAME):
                 self.get_logger().warning(f"ignoring target in frame {msg.header.frame_id!r}", once=True)
@@ -188,19 +190,22 @@ class SimRobotNode(Node):
                 self.get_logger().error("ignoring non-finite Cartesian target")
                 return None
             ee, _ = self._measured_at(msg.header.stamp)
-            return "cartesian", self.env.scaled_ee_target(target - ee, measured=ee)
+            return "cartesian", scale_command(ee, target, scale)
         if not msg.points:
             return None
-        names = self.env.joint_state()[0]
-        _, q = self._measured_at(msg.header.stamp)
+        # names of other joints (a gripper's) are not this arm's to move
+        named = [(JOINT_NAMES.index(n), p) for n, p in zip(msg.joint_names, msg.points[0].positions, strict=False)
+                 if n in JOINT_NAMES]
+        idx = [i for i, _ in named]
         # targets come in the FR3's joint readings; the env works in the MJCF's
-        offset = dict(zip(names, FR3_JOINT_ZERO_OFFSET, strict=True))
-        goal = {n: p - offset.get(n, 0.0) for n, p in zip(msg.joint_names, msg.points[0].positions, strict=False)}
-        if not np.isfinite(list(goal.values())).all():
+        goal = np.array([p for _, p in named], dtype=np.float64) - MJCF_JOINT_ZERO_OFFSET[idx]
+        if not np.isfinite(goal).all():
             self.get_logger().error("ignoring non-finite joint target")
             return None
-        return "joint", self.env.scaled_joint_targets(
-            {n: goal[n] - q[i] for i, n in enumerate(names) if n in goal}, measured=q)
+        _, q = self._measured_at(msg.header.stamp)
+        targets = self.env.arm.joint_targets()  # joints the message leaves out keep theirs, as the controller does
+        targets[idx] = scale_command(q[idx], goal, scale)
+        return "joint", targets
 
     def _measured_at(self, stamp: TimeMsg) -> tuple[np.ndarray, np.ndarray]:
         """End-effector position and joint positions published last at or before `stamp` (sim time); the current
@@ -344,7 +349,7 @@ class SimRobotNode(Node):
         pose.pose.orientation.y, pose.pose.orientation.z = float(q[2]), float(q[3])
         self.pose_pub.publish(pose)
         names, q_arm, dq_arm = self.env.joint_state()
-        joints = JointState(name=list(names), position=(q_arm + FR3_JOINT_ZERO_OFFSET).tolist(),
+        joints = JointState(name=list(names), position=(q_arm + MJCF_JOINT_ZERO_OFFSET).tolist(),
                             velocity=dq_arm.tolist())  # the FR3's readings, as franka_ros2 publishes them
         joints.header.stamp = stamp
         self.measured_pub.publish(joints)

@@ -8,6 +8,8 @@ from gymnasium.utils.env_checker import check_env
 
 import sgft_sim
 from sgft_core.checkpoint import load_checkpoint
+from sgft_core.fr3 import MJCF_JOINT_ZERO_OFFSET, joint_indices
+from sgft_core.safety import SafetyEnvelope
 from sgft_core.seeds import HELD_OUT_EVAL_SEED
 from sgft_core.tasks import get_task
 from sgft_sim.benchmark import DEFAULT_CHECKPOINT_DIR
@@ -128,6 +130,39 @@ def test_command_delay_latency_runs_the_previous_action_on_then_scales_against_t
         env.step(np.zeros(2))
         times.append(env.data.time)
     np.testing.assert_allclose(np.diff(times), env.task.control_period, atol=env.model.opt.timestep)
+
+
+@pytest.mark.parametrize("proxy", ["sim", "real"])
+def test_a_command_the_envelope_clips_is_clipped_in_the_env_before_the_proxys_scale(proxy):
+    """The env bounds actions with the policy node's envelope: an action pushing out of the box moves only to its
+    edge, and the proxy's mis-calibrated controller then scales that change, as the simulated robot node does."""
+    env = sgft_sim.make_env("push", proxy, seed=0)
+    env.reset(seed=0)
+    ee = env.ee_position()
+    default = env.envelope
+    np.testing.assert_allclose(default.high, env.task.workspace_high[:2])
+    env.envelope = SafetyEnvelope(default.low, np.array([ee[0] + 0.01, default.high[1]]), default.max_step)
+    env.step(np.array([1.0, 0.5]))  # 4 cm towards +x asked for, 1 cm left in the box; 2 cm in y is inside
+    scale = env.proxy.action_scale
+    np.testing.assert_allclose(env._ee_target[:2], ee[:2] + scale * np.array([0.01, 0.02]), atol=1e-12)
+    env.close()
+
+
+def test_joint_actions_pass_the_envelope_in_the_fr3_readings_and_other_joints_hold():
+    env = sgft_sim.make_env("hammer", "real", seed=0)
+    env.reset(seed=0)
+    idx = joint_indices(env.task.joint_names)
+    q, held = env.arm.q(), env.arm.joint_targets()
+    fr3 = q + MJCF_JOINT_ZERO_OFFSET
+    default = env.envelope
+    np.testing.assert_allclose(default.high, [1.7837, -0.1518, 4.5169])  # FR3 limits of joints 2, 4 and 6
+    env.envelope = SafetyEnvelope(default.low, fr3[idx] + 0.02, default.max_step)  # 2 cm·rad of room left
+    env.step(np.ones(3))
+    targets = env.arm.joint_targets()
+    np.testing.assert_allclose(targets[idx], q[idx] + env.proxy.action_scale * 0.02, atol=1e-12)
+    others = [i for i in range(7) if i not in idx]
+    np.testing.assert_allclose(targets[others], held[others])
+    env.close()
 
 
 def test_push_real_puck_start_jitters_and_the_gripper_start_does_not():

@@ -18,8 +18,9 @@ from sgft_sim.robot_node import SimRobotNode
 
 
 @pytest.fixture
-def node():
-    rclpy.init(args=["--ros-args", "-p", "time_scale:=0.05", "-p", "camera_rate_hz:=0.1"])
+def node(request):
+    task = getattr(request, "param", "push")
+    rclpy.init(args=["--ros-args", "-p", "time_scale:=0.05", "-p", "camera_rate_hz:=0.1", "-p", f"task:={task}"])
     robot = SimRobotNode()
     robot.running = False  # stop the sim thread: the test steps the env itself
     robot.thread.join(timeout=5.0)
@@ -65,6 +66,25 @@ def test_a_late_command_is_scaled_against_the_state_it_was_computed_from(node):
     node._on_command(msg)
     (_, (_, scaled)), = node.pending
     np.testing.assert_allclose(scaled, then + 2.5 * np.array([0.02, 0.01, 0.0]))
+
+
+@pytest.mark.parametrize("node", ["hammer"], indirect=True)
+def test_joint_targets_in_fr3_readings_are_scaled_in_the_mjcfs_and_unnamed_joints_keep_theirs(node):
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from sgft_core.fr3 import MJCF_JOINT_ZERO_OFFSET
+
+    scale = node.proxy.action_scale
+    q, held = node.env.joint_state()[1], node.env.arm.joint_targets()
+    names = ["fr3_joint2", "fr3_joint4", "fr3_joint6", "fr3_gripper"]  # a joint of another controller is ignored
+    commanded = q[[1, 3, 5]] + MJCF_JOINT_ZERO_OFFSET[[1, 3, 5]] + np.array([0.05, -0.05, 0.1])
+    msg = JointTrajectory(joint_names=names, points=[JointTrajectoryPoint(positions=[*commanded.tolist(), 0.04])])
+    node._on_command(msg)
+    (_, (kind, targets)), = node.pending
+    assert kind == "joint"
+    expected = held.copy()
+    expected[[1, 3, 5]] = q[[1, 3, 5]] + scale * np.array([0.05, -0.05, 0.1])
+    np.testing.assert_allclose(targets, expected, atol=1e-12)
 
 
 def test_bad_targets_are_refused_before_they_are_queued(node):
