@@ -6,7 +6,7 @@
 Each round starts --peers processes at once (or --stagger seconds apart); each publishes one message on a topic of
 its own (reliable, transient local, as the graph's transitions) and subscribes to every other peer's. A peer that has
 not heard from another after --wait seconds reports the pair missing. The summary line counts the rounds with any
-missing pair (docs/demo/RUNS.md, "Transports").
+missing pair (docs/results.md, "Transports").
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@
 
 One line per window: seconds since start, then each node's CPU in % of one core (100 = a whole core; this machine
 has 200). Nodes are found by the `__node:=<name>` remapping that run_graph and ros2 launch put on their command
-lines, so nodes started later (or restarted) are picked up at the next window. The README's figures on how the idle
-graph competed with the learner's catch-up come from this (its "How often it works" section).
+lines, so nodes started later (or restarted) are picked up at the next window. The figures on how the idle graph
+competes with the learner's catch-up come from this (docs/results.md, "Wall time and where the CPU goes").
 """
 
 from __future__ import annotations
