@@ -30,7 +30,8 @@ def main() -> None:
     parser.add_argument("store", type=Path, help="a learner's transitions.log (run_dir of sgft_learner)")
     parser.add_argument("--task", default="push")
     parser.add_argument("--method", default="sgft_kept_critic", help="the learner's preset (push.yaml's)")
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="FinetuneConfig overrides")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="FinetuneConfig overrides (utd=1, horizon=none), as sgft_core.overrides reads them")
     parser.add_argument("--checkpoint", type=Path, default=None,
                         help="pretrained checkpoint (default: the shipped one of --task)")
     parser.add_argument("--seed", type=int, default=0, help="the learner's sampling seed")
@@ -48,11 +49,12 @@ def main() -> None:
 
     from sgft_core.checkpoint import load_checkpoint
     from sgft_core.finetune import FinetuneLearner, make_config
+    from sgft_core.overrides import parse_overrides
     from sgft_core.tasks import get_task
     from sgft_learner.transition_store import TransitionStore, feed_transition
     from sgft_msgs.msg import Transition
     from sgft_sim import make_env
-    from sgft_sim.benchmark import evaluate, parse_overrides
+    from sgft_sim.benchmark import evaluate
 
     torch.set_num_threads(args.threads)
     overrides = parse_overrides(args.set)

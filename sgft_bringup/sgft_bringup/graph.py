@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
+from sgft_core.overrides import merge
+from sgft_core.tasks import TASKS
 from sgft_interfaces.share import installed_share
-
-TASKS = ("push", "hammer", "insert")
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,9 @@ def load_config(task: str, config_file: str | os.PathLike | None = None) -> dict
 
 def graph_config(task: str, config_file: str | os.PathLike | None = None,
                  overrides: dict[str, dict] | None = None) -> dict[str, dict]:
-    """The task's YAML with per-node parameter overrides applied: what graph_nodes starts and the session reads."""
-    config = load_config(task, config_file)
-    for node, params in (overrides or {}).items():
-        config.setdefault(node, {}).update(params)
-    return config
+    """The task's YAML with per-node parameter overrides ({node: {param: value}}, nested parameters as mappings)
+    merged in: what graph_nodes starts and the session reads."""
+    return merge(load_config(task, config_file), overrides or {})
 
 
 def has_perception(config: dict[str, dict]) -> bool:

@@ -3,6 +3,7 @@
     python -m sgft_bringup.run_graph --task push                 # the graph, until Ctrl-C
     python -m sgft_bringup.run_graph --task push --session       # + a fine-tuning session; exits when it is done
     python -m sgft_bringup.run_graph --task push --set sgft_sim_robot.time_scale=1.0
+    python -m sgft_bringup.run_graph --task push --set sgft_learner.finetune.horizon=none
 
 Each node gets a parameter file written from the task's YAML (same values the launch files pass). Node output goes
 to <log-dir>/<node>.log; a node that exits unexpectedly is reported at once, and the others keep running (the
@@ -24,20 +25,20 @@ from pathlib import Path
 import yaml
 
 from sgft_bringup.graph import TASKS, GraphNode, graph_nodes, session_parameters, transport_environment
+from sgft_core import overrides as key_value
 
 
 def parse_overrides(items: list[str]) -> dict[str, dict]:
-    """["node.param=value", ...] → {node: {param: value}} with YAML-typed values."""
-    overrides: dict[str, dict] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        node, dot, param = key.partition(".")
-        if not sep or not dot:
-            raise SystemExit(f"--set expects node.param=value, got {item!r}")
-        parsed = yaml.safe_load(value)
-        # a JSON object stays a string: nested parameters are not what a JSON-valued parameter means
-        overrides.setdefault(node, {})[param] = value if isinstance(parsed, dict) else parsed
-    return overrides
+    """["node.param=value", "node.group.param=value", ...] → {node: {param: value, group: {param: value}}}, values
+    typed as sgft_core.overrides reads them."""
+    try:
+        flat = key_value.parse_overrides(items)
+        bad = [key for key in flat if "." not in key]
+        if bad:
+            raise ValueError(f"expected node.param=value, got {', '.join(bad)}")
+        return key_value.nest(flat)
+    except ValueError as err:
+        raise SystemExit(f"--set: {err}") from err
 
 
 def clean_shared_memory() -> None:

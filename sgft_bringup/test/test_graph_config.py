@@ -10,6 +10,7 @@ from transforms3d.quaternions import quat2mat
 
 from sgft_bringup.graph import TASKS, graph_nodes, load_config, session_parameters, share_dir, transport_environment
 from sgft_bringup.run_graph import parse_overrides
+from sgft_core.finetune import make_config
 
 
 def test_push_graph_has_every_node_with_its_section():
@@ -131,9 +132,32 @@ def test_every_task_ships_a_graph_configuration():
     assert sorted(p.stem for p in (share_dir() / "config").glob("*.yaml")) == sorted(TASKS)
 
 
-def test_parse_overrides_types_values_and_keeps_json_strings():
-    parsed = parse_overrides(["a.x=1.5", "a.flag=true", 'b.json={"utd": 2}', "b.list=[1, 2]"])
-    assert parsed == {"a": {"x": 1.5, "flag": True}, "b": {"json": '{"utd": 2}', "list": [1, 2]}}
+def test_parse_overrides_types_values_and_nests_dotted_parameters():
+    parsed = parse_overrides(["a.x=1.5", "a.flag=true", "b.list=[1, 2]", "b.lr=3e-4", "b.finetune.horizon=none",
+                              "b.finetune.utd=1"])
+    assert parsed == {"a": {"x": 1.5, "flag": True},
+                      "b": {"list": [1, 2], "lr": 3e-4, "finetune": {"horizon": "none", "utd": 1}}}
+    with pytest.raises(SystemExit, match="node.param=value"):
+        parse_overrides(["episodes=3"])
+    with pytest.raises(SystemExit, match="key=value"):
+        parse_overrides(["sgft_learner.method"])
+
+
+def test_learner_finetune_sections_are_valid_finetune_configs_and_overrides_merge_into_them():
+    """Each task's `finetune:` mapping holds FinetuneConfig fields of the right types (what the learner node
+    declares), and a --set of one field keeps the others of the section."""
+    for task in TASKS:
+        params = load_config(task)["sgft_learner"]
+        assert "config_overrides" not in params
+        make_config(params["method"], **params.get("finetune", {}))
+    push = make_config("sgft_kept_critic", **load_config("push")["sgft_learner"]["finetune"])
+    assert push.horizon == 1 and push.prior_regularization == 1.0
+    nodes = {n.name: n for n in graph_nodes("push", "sim", overrides=parse_overrides(
+        ["sgft_learner.finetune.critic_huber_delta=none", "sgft_learner.finetune.utd=1"]))}
+    section = nodes["sgft_learner"].parameters["finetune"]
+    assert section == {"prior_regularization": 1.0, "horizon": 1, "critic_huber_delta": "none", "utd": 1}
+    config = make_config("sgft_kept_critic", **section)
+    assert config.critic_huber_delta is None and config.utd == 1 and config.horizon == 1
 
 
 def test_yaml_files_are_valid_parameter_files():

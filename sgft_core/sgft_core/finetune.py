@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from sgft_core.networks import EnsembleLayerNorm, NetworkConfig, Networks, build_actor, build_critic
+from sgft_core.overrides import coerce_fields
 from sgft_core.replay import Batch, ReplayBuffer, sample_mixed
 from sgft_core.sac import SoftActorCritic
 from sgft_core.tasks import TaskSpec
@@ -165,16 +166,14 @@ METHODS = tuple(_PRESETS)
 
 
 def make_config(method: str, **overrides) -> FinetuneConfig:
-    """The named variant's configuration, with optional field overrides (e.g. `batch_size=64` in a test)."""
+    """The named variant's configuration with field overrides (e.g. `batch_size=64`), validated by
+    sgft_core.overrides: an unknown field or a value of the wrong type raises ValueError naming it, and an optional
+    field takes "none" for None."""
     try:
         preset = _PRESETS[method]
     except KeyError:
         raise ValueError(f"unknown fine-tuning method {method!r}; known: {', '.join(METHODS)}") from None
-    unknown = sorted(set(overrides) - set(FinetuneConfig.__dataclass_fields__))
-    if unknown:  # a typo in a YAML override must not surface as a TypeError from dataclasses
-        raise ValueError(f"unknown FinetuneConfig field(s) {', '.join(unknown)}; known: "
-                         f"{', '.join(FinetuneConfig.__dataclass_fields__)}")
-    return dataclasses.replace(preset, **overrides)
+    return dataclasses.replace(preset, **coerce_fields(FinetuneConfig, overrides))
 
 
 class FinetuneLearner(SoftActorCritic):

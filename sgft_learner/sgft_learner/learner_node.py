@@ -23,22 +23,26 @@ from pathlib import Path
 import numpy as np
 import torch
 from geometry_msgs.msg import Point
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
+from rclpy.exceptions import InvalidParameterTypeException
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sgft_core.checkpoint import CheckpointError, actor_to_bytes, load_checkpoint, save_checkpoint
-from sgft_core.finetune import METHODS, FinetuneLearner, make_config
+from sgft_core.finetune import METHODS, FinetuneConfig, FinetuneLearner, make_config
 from sgft_core.fr3 import BASE_FRAME
 from sgft_core.observation import observation_sources
+from sgft_core.overrides import NONE, coerce_fields, field_types, optional_base
 from sgft_core.tasks import get_task
 from sgft_interfaces import POLICY_UPDATE_QOS, STATUS_QOS, TRANSITION_QOS, Topics
 from sgft_interfaces.node_main import declared, run_node
 from sgft_learner.transition_store import StoreError, TransitionStore, feed_transition
 from sgft_msgs.msg import LearnerStatus, PolicyUpdate, Transition
 
+FINETUNE_PREFIX = "finetune."  # the FinetuneConfig fields, a nested `finetune:` mapping in a parameter file
 CHECKPOINT_NAME = "learner.safetensors"
 STORE_NAME = "transitions.log"
 
@@ -60,9 +64,9 @@ class LearnerNode(Node):
         status_period = float(declare("status_period_s", 1.0, "LearnerStatus period (wall seconds)"))
         heatmap_period = float(declare("heatmap_period_s", 2.0, "value heatmap period (wall seconds); 0 disables it"))
         self.heatmap_cells = int(declare("heatmap_cells", 24, "heatmap resolution per axis"))
-        overrides = json.loads(declare("config_overrides", "{}", "JSON of FinetuneConfig fields to override"))
         if self.method not in METHODS:
             raise ValueError(f"method={self.method!r}: choose from {', '.join(METHODS)}")
+        config = self._declare_finetune_config()
         if not checkpoint:
             raise ValueError("checkpoint is empty: give the pretrained checkpoint")
         if min(self.publish_every, self.checkpoint_every, threads) < 1 or status_period <= 0:
@@ -77,8 +81,8 @@ class LearnerNode(Node):
         except CheckpointError as err:
             raise ValueError(f"cannot load checkpoint {checkpoint!r}: {err}") from err
         self.network_config = pretrained.network_config
-        self.learner = FinetuneLearner(self.spec, pretrained.networks, make_config(self.method, **overrides),
-                                       seed=self.seed, network_config=pretrained.network_config)
+        self.learner = FinetuneLearner(self.spec, pretrained.networks, config, seed=self.seed,
+                                       network_config=pretrained.network_config)
         self.stats = collections.Counter()
         self.fault = ""
         self.unstored: list[Transition] = []  # received but not yet durable (store fault); retried in order
@@ -111,10 +115,44 @@ class LearnerNode(Node):
         self.running = True
         self.trainer = threading.Thread(target=self._train, name="trainer", daemon=True)
         self.trainer.start()
+        preset = make_config(self.method).to_dict()
+        changed = {k: v for k, v in config.to_dict().items() if v != preset[k]}
         self.get_logger().info(
-            f"learner '{self.method}'{f' with {overrides}' if overrides else ''} for {self.spec.name}: "
+            f"learner '{self.method}'{f' with {changed}' if changed else ''} for {self.spec.name}: "
             f"{self.store.records} stored transitions, "
             f"policy version {self.learner.policy_version}, run dir {self.run_dir}")
+
+    def _declare_finetune_config(self) -> FinetuneConfig:
+        """The method's preset with the `finetune.<field>` parameters applied. Each FinetuneConfig field is declared
+        with the preset's value as its default and the field's type; an optional field (horizon, actor_lr, ...)
+        also takes the string "none" for None. An unknown finetune.* parameter or a wrong type refuses the start."""
+        preset = make_config(self.method).to_dict()
+        types = field_types(FinetuneConfig)
+        fields = [name for name in types if name != "method"]  # the method is its own parameter
+        # rclpy keeps parameters of the parameter file that no one declares without a word; ask for them by name
+        given = sorted(name for name in self._parameter_overrides if name.startswith(FINETUNE_PREFIX))
+        unknown = [name for name in given if name[len(FINETUNE_PREFIX):] not in fields]
+        if "config_overrides" in self._parameter_overrides:
+            raise ValueError("config_overrides (a JSON string) is no longer read: give the FinetuneConfig fields as "
+                             "finetune.<field> parameters (a `finetune:` mapping in the parameter file)")
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {', '.join(unknown)}: {FINETUNE_PREFIX}* takes the "
+                             f"FinetuneConfig fields {', '.join(fields)}")
+        values = {}
+        for name in fields:
+            base = optional_base(types[name])  # None unless the field is optional
+            kind = (base or types[name]).__name__
+            default = NONE if preset[name] is None else preset[name]
+            # An optional field holds a number or "none", so its parameter cannot have one static type.
+            descriptor = ParameterDescriptor(
+                description=f"FinetuneConfig.{name}: {kind}{' or none' if base else ''}; default: the method's preset",
+                dynamic_typing=base is not None)
+            try:
+                values[name] = self.declare_parameter(FINETUNE_PREFIX + name, default, descriptor).value
+            except InvalidParameterTypeException as err:
+                raise ValueError(f"{FINETUNE_PREFIX}{name} must be of type {kind} (a float is written with a point: "
+                                 f"1.0): {err}") from err
+        return make_config(self.method, **coerce_fields(FinetuneConfig, values, prefix=FINETUNE_PREFIX))
 
     # -------------------------------------------------------------------------------------------- resume
     def _resume(self) -> None:

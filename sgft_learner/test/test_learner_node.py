@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sgft_interfaces.testing import (
+from sgft_testing import (
     RERUN_MULTIPROCESS,
     isolate_domain,
     node_log,
@@ -20,7 +21,7 @@ from sgft_interfaces.testing import (
     stop_node,
 )
 
-pytestmark = RERUN_MULTIPROCESS  # (why: sgft_interfaces.testing)
+pytestmark = RERUN_MULTIPROCESS  # (why: sgft_testing)
 
 isolate_domain()
 
@@ -37,7 +38,8 @@ from sgft_msgs.msg import LearnerStatus, PolicyUpdate, Transition  # noqa: E402
 SPEC = get_task("push")
 CONFIG = NetworkConfig(hidden_dim=32, num_layers=2)
 # Small and quick: train after one episode, tiny batches; the algorithm itself is tested in sgft_core.
-OVERRIDES = '{"prefill_episodes": 1, "batch_size": 16, "critic_warmup_updates": 0, "imagined_branches": 2}'
+FINETUNE = {"finetune.prefill_episodes": 1, "finetune.batch_size": 16, "finetune.critic_warmup_updates": 0,
+            "finetune.imagined_branches": 2}
 
 
 def transition(episode: int, step: int, rng: np.random.Generator, **fields) -> Transition:
@@ -90,7 +92,7 @@ def workdir():
 def _learner(workdir: Path, run_dir: Path, name: str, **params):
     return start_node("sgft_learner.learner_node", {
         "task": "push", "checkpoint": str(workdir / "push.safetensors"), "run_dir": str(run_dir),
-        "config_overrides": OVERRIDES, "status_period_s": 0.2, "publish_every_updates": 5,
+        **FINETUNE, "status_period_s": 0.2, "publish_every_updates": 5,
         "checkpoint_every_updates": 20, "torch_threads": 1, "heatmap_period_s": 0.5, "heatmap_cells": 8, **params,
     }, str(workdir / f"{name}.log"))
 
@@ -224,3 +226,35 @@ def test_full_disk_stops_training_and_loses_nothing(workdir, ros):
         subprocess.run(["umount", "-l", str(run_dir)], capture_output=True)
     log = node_log(proc)
     assert log.count("training stopped") == 1 and "training resumes" in log
+
+
+def test_finetune_parameters_are_typed_and_validated(workdir):
+    """FinetuneConfig fields are `finetune.<field>` parameters: "none" sets an optional field to None, and an unknown
+    field or a wrong type refuses the start (exit code 2) with the parameter's name."""
+    proc = _learner(workdir, workdir / "run_params", "learner_params", **{"finetune.horizon": "none",
+                                                                         "finetune.actor_lr": 1e-4})
+    try:
+        assert spin_until_log(proc, "for push:", 60), node_log(proc)
+        assert "'horizon': None" in node_log(proc) and "'actor_lr': 0.0001" in node_log(proc)
+    finally:
+        stop_node(proc)
+    for name, params, message in (
+            ("unknown", {"finetune.horizn": 1}, "unknown parameter(s) finetune.horizn"),
+            ("type", {"finetune.utd": 2.5}, "finetune.utd must be of type int"),
+            ("optional", {"finetune.horizon": "short"}, "finetune.horizon: expected int or 'none'"),
+            ("json", {"config_overrides": "{}"}, "config_overrides")):
+        proc = _learner(workdir, workdir / f"run_{name}", f"learner_{name}", **params)
+        try:
+            assert proc.wait(timeout=60) == 2, node_log(proc)
+            assert message in node_log(proc), node_log(proc)
+        finally:
+            stop_node(proc)
+
+
+def spin_until_log(proc, text: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        if text in node_log(proc):
+            return True
+        time.sleep(0.2)
+    return text in node_log(proc)

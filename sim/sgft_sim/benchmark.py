@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from sgft_core import overrides as key_value
 from sgft_core.checkpoint import atomic_write_bytes, load_checkpoint
 from sgft_core.finetune import METHODS, FinetuneLearner, make_config
 from sgft_core.replay import Batch
@@ -278,22 +279,30 @@ def write_outputs(results: list[dict], out: Path) -> list[dict]:
 
 
 def parse_overrides(items: list[str], proxy: bool = False) -> dict:
-    """`key=value` pairs; values parsed as JSON where possible (numbers, true/false, null), else kept as strings."""
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--{'proxy-set' if proxy else 'set'} expects key=value"
-                             f"{'' if proxy else ' or method.key=value'}, got {item!r}")
+    """`key=value` (or, for FinetuneConfig, `method.key=value`) pairs as sgft_core.overrides reads them; the
+    FinetuneConfig values are validated per method when the runs are configured (`check_overrides`)."""
+    option = "--proxy-set" if proxy else "--set"
+    try:
+        overrides = key_value.parse_overrides(items)
+    except ValueError as err:
+        raise SystemExit(f"{option}: {err}") from err
+    for key in overrides:
         if proxy and key not in ProxyConfig.__dataclass_fields__:
-            raise SystemExit(f"--proxy-set {item!r}: ProxyConfig has no field {key!r}")
-        if not proxy and "." in key and key.split(".", 1)[0] not in METHODS:
-            raise SystemExit(f"--set {item!r}: unknown method {key.split('.', 1)[0]!r}; known: {', '.join(METHODS)}")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
+            raise SystemExit(f"{option} {key}: ProxyConfig has no field {key!r}")
+        method, dot, _ = key.rpartition(".")
+        if not proxy and dot and (method not in METHODS or "." in method):
+            raise SystemExit(f"{option} {key}: unknown method {method!r}; known: {', '.join(METHODS)}")
     return overrides
+
+
+def check_overrides(overrides: dict, methods: Sequence[str]) -> None:
+    """Every method's FinetuneConfig with the overrides applied, so a typo or a wrong type stops the sweep before
+    its first run (SystemExit naming the field)."""
+    for method in methods:
+        try:
+            make_config(method, **method_overrides(overrides, method))
+        except ValueError as err:
+            raise SystemExit(f"--set for {method}: {err}") from err
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rlpd-sim-episodes", type=int, default=Settings.rlpd_sim_episodes)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override a FinetuneConfig field for every method (prefill_episodes=5) or for one "
-                             "(rlpd.utd=5)")
+                             "(rlpd.utd=5); YAML-typed values, 'none' for None (horizon=none)")
     parser.add_argument("--proxy-set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="override a ProxyConfig field of the envs (latency_model=command_delay: the ROS "
                              "graph's robot timing)")
@@ -324,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "osmesa")
     settings = Settings(args.episodes, args.eval_every, args.eval_episodes, args.rlpd_sim_episodes,
                         parse_overrides(args.set), parse_overrides(args.proxy_set, proxy=True))
+    check_overrides(settings.overrides, args.methods)
     for task in args.tasks:
         path = args.checkpoint_dir / f"{task}.safetensors"
         if not path.is_file():

@@ -21,6 +21,12 @@ def test_per_method_overrides():
     with pytest.raises(SystemExit, match="unknown method"):
         benchmark.parse_overrides(["td3.utd=5"])
     assert benchmark.parse_overrides(["rlpd.utd=5", "horizon=null"]) == {"rlpd.utd": 5, "horizon": None}
+    assert benchmark.parse_overrides(["horizon=none", "lr=3e-4"]) == {"horizon": "none", "lr": 3e-4}
+    benchmark.check_overrides({"horizon": "none", "rlpd.utd": 5}, ["sgft", "rlpd"])
+    with pytest.raises(SystemExit, match="rlpd.*utd: expected int"):
+        benchmark.check_overrides({"rlpd.utd": 2.5}, ["sgft", "rlpd"])
+    with pytest.raises(SystemExit, match="unknown FinetuneConfig field.*horizn"):
+        benchmark.check_overrides({"horizn": 1}, ["sgft"])
     assert benchmark.parse_overrides(["latency_model=command_delay"], proxy=True) == {
         "latency_model": "command_delay"}
     with pytest.raises(SystemExit, match="no field 'latency'"):
