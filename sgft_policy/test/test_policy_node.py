@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgft_interfaces.testing import (
+from sgft_testing import (
     RERUN_MULTIPROCESS,
     call,
     isolate_domain,
@@ -29,7 +29,7 @@ from sgft_interfaces.testing import (
     stop_node,
 )
 
-pytestmark = RERUN_MULTIPROCESS  # (why: sgft_interfaces.testing)
+pytestmark = RERUN_MULTIPROCESS  # (why: sgft_testing)
 
 isolate_domain()
 
