@@ -34,7 +34,9 @@ import collections
 import sys
 import threading
 import time
-from functools import partial
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import rclpy
@@ -63,58 +65,102 @@ def _stamp(seconds: float) -> TimeMsg:
     return TimeMsg(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
 
 
+# name -> (default, description); the default's type is the parameter's type.
+PARAMETERS: dict[str, tuple[Any, str]] = {
+    "task": ("push", "task whose scene is simulated (push, hammer, insert)"),
+    "proxy": ("real", "sim-to-sim proxy: sim, real, deformable (push)"),
+    "seed": (0, "seed of the first reset; later resets continue the sequence"),
+    "time_scale": (4.0, "sim seconds per wall second (1.0 = real time)"),
+    "idle_time_scale": (
+        0.0, "time scale between episodes (0 = time_scale): lower, it leaves the CPU to a learner catching up, while "
+        "the camera still shows the scene; from a reset until the episode starts the sim runs at time_scale (the "
+        "session waits for a detection of the reset scene)"),
+    "state_rate_hz": (1.0 / ROBOT_NODE_STATE_PERIOD, "robot state publication rate (sim time)"),
+    "camera_rate_hz": (5.0, "point cloud rate per camera (sim time)"),
+    "cameras": (["camera1"], f"simulated cameras, from {list(CAMERA_NAMES)}"),
+    "cloud_width": (424, "depth width (848 or 424 on a D455)"),
+    "cloud_height": (240, "depth height (480 or 240 on a D455)"),
+    "perception_sync_timeout_s": (
+        1.0, "wall seconds the sim waits for perception's detections of each frame before it goes on (only while a "
+        "perception node is up; 0 = free-running camera)"),
+    "command_sync_timeout_s": (
+        1.0, "wall seconds the sim waits at each control tick of a running episode for the policy's command before "
+        "it goes on (0 = never waits)"),
+    "cartesian_target_topic": (Topics.CARTESIAN_TARGET, "Cartesian target topic"),
+    "joint_trajectory_topic": (Topics.JOINT_TRAJECTORY, "joint trajectory topic"),
+}
+
+
+@dataclass(frozen=True)
+class SimRobotParameters:
+    """The validated parameters; ValueError says which one is wrong."""
+
+    task: str
+    proxy: str
+    seed: int
+    time_scale: float
+    idle_time_scale: float
+    state_period: float  # s of sim time
+    camera_period: float
+    camera_steps: int  # state steps between frames of a camera
+    cameras: tuple[str, ...]
+    cloud_size: tuple[int, int]  # width, height
+    sync_timeout: float
+    command_timeout: float
+    cartesian_target_topic: str
+    joint_trajectory_topic: str
+
+    @classmethod
+    def from_values(cls, p: Mapping[str, Any]) -> SimRobotParameters:
+        time_scale = float(p["time_scale"])
+        idle_time_scale = float(p["idle_time_scale"]) or time_scale
+        for name, value in (("time_scale", time_scale), ("idle_time_scale", idle_time_scale)):
+            if not 0.05 <= value <= 50.0:
+                raise ValueError(f"{name}={value} outside [0.05, 50]")
+        for name in ("perception_sync_timeout_s", "command_sync_timeout_s"):
+            if not 0.0 <= float(p[name]) <= 10.0:
+                raise ValueError(f"{name}={float(p[name])} outside [0, 10]")
+        state_period, camera_period = 1.0 / float(p["state_rate_hz"]), 1.0 / float(p["camera_rate_hz"])
+        # Frames fall on whole state steps: camera_steps steps apart, one step before a multiple of the camera period.
+        camera_steps = max(1, round(camera_period / state_period))
+        if abs(camera_steps * state_period - camera_period) > 1e-9:
+            raise ValueError(f"camera_rate_hz: the camera period {camera_period} s is not a whole number of "
+                             f"state periods ({state_period} s)")
+        cameras = tuple(p["cameras"])
+        if not set(cameras) <= set(CAMERA_NAMES) or not cameras:
+            raise ValueError(f"cameras={list(cameras)}: choose from {list(CAMERA_NAMES)}")
+        return cls(task=p["task"], proxy=p["proxy"], seed=int(p["seed"]), time_scale=time_scale,
+                   idle_time_scale=idle_time_scale, state_period=state_period, camera_period=camera_period,
+                   camera_steps=camera_steps, cameras=cameras,
+                   cloud_size=(int(p["cloud_width"]), int(p["cloud_height"])),
+                   sync_timeout=float(p["perception_sync_timeout_s"]),
+                   command_timeout=float(p["command_sync_timeout_s"]),
+                   cartesian_target_topic=p["cartesian_target_topic"],
+                   joint_trajectory_topic=p["joint_trajectory_topic"])
+
+    def control_steps(self, control_period: float) -> int:
+        """State steps per control period; ValueError unless it is a whole number of them."""
+        steps = round(control_period / self.state_period)
+        if abs(steps * self.state_period - control_period) > 1e-9:
+            raise ValueError(f"state_rate_hz: the control period {control_period} s is not a whole number of state "
+                             f"periods ({self.state_period} s)")
+        return steps
+
+    @staticmethod
+    def defaults() -> dict[str, Any]:
+        return {name: default for name, (default, _) in PARAMETERS.items()}
+
+
 class SimRobotNode(Node):
     def __init__(self) -> None:
         super().__init__("sgft_sim_robot")
-
-        declare = partial(declared, self)
-
-        task = declare("task", "push", "task whose scene is simulated (push, hammer, insert)")
-        proxy = declare("proxy", "real", "sim-to-sim proxy: sim, real, deformable (push)")
-        self.seed = int(declare("seed", 0, "seed of the first reset; later resets continue the sequence"))
-        self.time_scale = float(declare("time_scale", 4.0, "sim seconds per wall second (1.0 = real time)"))
-        self.idle_time_scale = float(declare(
-            "idle_time_scale", 0.0, "time scale between episodes (0 = time_scale): lower, it leaves the CPU to a "
-            "learner catching up, while the camera still shows the scene; from a reset until the episode starts the "
-            "sim runs at time_scale (the session waits for a detection of the reset scene)"))
-        self.state_period = 1.0 / float(declare("state_rate_hz", 1.0 / ROBOT_NODE_STATE_PERIOD,
-                                                "robot state publication rate (sim time)"))
-        self.camera_period = 1.0 / float(declare("camera_rate_hz", 5.0, "point cloud rate per camera (sim time)"))
-        self.cameras = list(declare("cameras", ["camera1"], f"simulated cameras, from {list(CAMERA_NAMES)}"))
-        self.cloud_size = (int(declare("cloud_width", 424, "depth width (848 or 424 on a D455)")),
-                           int(declare("cloud_height", 240, "depth height (480 or 240 on a D455)")))
-        self.sync_timeout = float(declare(
-            "perception_sync_timeout_s", 1.0,
-            "wall seconds the sim waits for perception's detections of each frame before it goes on "
-            "(only while a perception node is up; 0 = free-running camera)"))
-        self.command_timeout = float(declare(
-            "command_sync_timeout_s", 1.0,
-            "wall seconds the sim waits at each control tick of a running episode for the policy's command before it "
-            "goes on (0 = never waits)"))
-        self.idle_time_scale = self.idle_time_scale or self.time_scale
-        for name, value in (("time_scale", self.time_scale), ("idle_time_scale", self.idle_time_scale)):
-            if not 0.05 <= value <= 50.0:
-                raise ValueError(f"{name}={value} outside [0.05, 50]")
-        for name, value in (("perception_sync_timeout_s", self.sync_timeout),
-                            ("command_sync_timeout_s", self.command_timeout)):
-            if not 0.0 <= value <= 10.0:
-                raise ValueError(f"{name}={value} outside [0, 10]")
-        # Frames fall on whole state steps: camera_steps steps apart, one step before a multiple of the camera period.
-        self.camera_steps = max(1, round(self.camera_period / self.state_period))
-        if abs(self.camera_steps * self.state_period - self.camera_period) > 1e-9:
-            raise ValueError(f"camera_rate_hz: the camera period {self.camera_period} s is not a whole number of "
-                             f"state periods ({self.state_period} s)")
-        if not set(self.cameras) <= set(CAMERA_NAMES) or not self.cameras:
-            raise ValueError(f"cameras={self.cameras}: choose from {list(CAMERA_NAMES)}")
-
-        self.env = make_env(task, proxy, seed=self.seed)
+        p = self.params = SimRobotParameters.from_values(
+            {name: declared(self, name, default, doc) for name, (default, doc) in PARAMETERS.items()})
+        self.env = make_env(p.task, p.proxy, seed=p.seed)
         self.spec = self.env.task
-        self.control_steps = round(self.spec.control_period / self.state_period)
-        if abs(self.control_steps * self.state_period - self.spec.control_period) > 1e-9:
-            raise ValueError(f"state_rate_hz: the control period {self.spec.control_period} s is not a whole number "
-                             f"of state periods ({self.state_period} s)")
+        self.control_steps = p.control_steps(self.spec.control_period)
         self.proxy = self.env.proxy
-        self.rng = np.random.default_rng(self.seed + 1)
+        self.rng = np.random.default_rng(p.seed + 1)
         self.lock = threading.Lock()
         self.pending: list[tuple[float, tuple[str, np.ndarray]]] = []  # (sim time to apply, scaled command)
         self.steps = 0  # state steps since start: sim time is steps * state_period (no drift from adding floats)
@@ -131,30 +177,27 @@ class SimRobotNode(Node):
         self.episode_under_way = False
         self.commands_expected = False  # an episode runs and the policy is not holding
         self.resets = 0
-        self.env.reset(seed=self.seed)
+        self.env.reset(seed=p.seed)
 
         self.clock_pub = self.create_publisher(Clock, Topics.CLOCK, 10)
         self.pose_pub = self.create_publisher(PoseStamped, Topics.ROBOT_POSE, ROBOT_STATE_QOS)
         self.measured_pub = self.create_publisher(JointState, Topics.MEASURED_JOINT_STATES, ROBOT_STATE_QOS)
         self.joint_states_pub = self.create_publisher(JointState, Topics.JOINT_STATES, ROBOT_STATE_QOS)
         self.truth_pub = self.create_publisher(PointStamped, Topics.SIM_OBJECT_TRUTH, ROBOT_STATE_QOS)
-        topic_of = {name: Topics.CAMERA_CLOUDS[CAMERA_NAMES.index(name)] for name in self.cameras}
-        self.cloud_pubs = {name: self.create_publisher(PointCloud2, topic_of[name], SENSOR_QOS)
-                           for name in self.cameras}
-        target_topic = declare("cartesian_target_topic", Topics.CARTESIAN_TARGET, "Cartesian target topic")
-        trajectory_topic = declare("joint_trajectory_topic", Topics.JOINT_TRAJECTORY, "joint trajectory topic")
-        self.create_subscription(PoseStamped, target_topic, self._on_command, COMMAND_QOS)
-        self.create_subscription(JointTrajectory, trajectory_topic, self._on_command, COMMAND_QOS)
+        self.cloud_pubs = {name: self.create_publisher(PointCloud2, Topics.CAMERA_CLOUDS[CAMERA_NAMES.index(name)],
+                                                       SENSOR_QOS) for name in p.cameras}
+        self.create_subscription(PoseStamped, p.cartesian_target_topic, self._on_command, COMMAND_QOS)
+        self.create_subscription(JointTrajectory, p.joint_trajectory_topic, self._on_command, COMMAND_QOS)
         self.create_service(ResetEpisode, Services.RESET_EPISODE, self._on_reset)
         self.create_subscription(ObjectDetection, Topics.OBJECT_DETECTION, self._on_detection, SENSOR_QOS)
         self.create_subscription(EpisodeEvent, Topics.EPISODE_EVENTS, self._on_episode_event, EPISODE_EVENT_QOS)
-        for name in self.cameras:
+        for name in p.cameras:
             extrinsic = self.env.point_cloud(name, 8, 8).camera_to_base
             self.get_logger().info(f"{name} optical frame -> {BASE_FRAME}: translation "
                                    f"{np.round(extrinsic[:3, 3], 4).tolist()}, rotation "
                                    f"{np.round(extrinsic[:3, :3], 4).tolist()}")
-        self.get_logger().info(f"simulating {task} on proxy '{proxy}' at {self.time_scale}x real time "
-                               f"({self.idle_time_scale}x between episodes)")
+        self.get_logger().info(f"simulating {p.task} on proxy '{p.proxy}' at {p.time_scale}x real time "
+                               f"({p.idle_time_scale}x between episodes)")
         self.running = True
         self.thread = threading.Thread(target=self._run, name="sim", daemon=True)
         self.thread.start()
@@ -210,7 +253,7 @@ class SimRobotNode(Node):
     def _measured_at(self, stamp: TimeMsg) -> tuple[np.ndarray, np.ndarray]:
         """End-effector position and joint positions published last at or before `stamp` (sim time); the current
         ones for an unstamped command or one older than the history (then nothing better is known)."""
-        step = int(Time.from_msg(stamp).nanoseconds * 1e-9 / self.state_period + 1e-6)
+        step = int(Time.from_msg(stamp).nanoseconds * 1e-9 / self.params.state_period + 1e-6)
         if self.history and self.history[0][0] <= step:
             for recorded, ee, q in reversed(self.history):
                 if recorded <= step:
@@ -227,7 +270,7 @@ class SimRobotNode(Node):
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
         with self.lock:
             self.resets += 1
-            seed = int(request.seed) if request.seed >= 0 else self.seed + self.resets
+            seed = int(request.seed) if request.seed >= 0 else self.params.seed + self.resets
             self.env.reset(seed=seed)
             self.pending.clear()
             self.history.clear()  # a command from before the reset is scaled against the reset state
@@ -254,11 +297,11 @@ class SimRobotNode(Node):
         policy node) stops the waiting until the next episode event."""
         stamp_ns = Time.from_msg(stamp).nanoseconds
         with self.graph_input:
-            if self.command_timeout <= 0.0 or not self.commands_expected:
+            if self.params.command_timeout <= 0.0 or not self.commands_expected:
                 return True
             answered = self.graph_input.wait_for(
                 lambda: not self.running or not self.commands_expected or self.command_stamp_ns >= stamp_ns,
-                timeout=self.command_timeout)
+                timeout=self.params.command_timeout)
             if not answered:
                 self.commands_expected = False
             return answered
@@ -266,14 +309,14 @@ class SimRobotNode(Node):
     def _wait_for_detections(self, stamp: TimeMsg) -> bool:
         """Block (wall time, at most perception_sync_timeout_s) until perception has published one detection per
         camera for the frame stamped `stamp`; True when it did, or when no perception node is up or listening yet."""
-        if (self.sync_timeout <= 0.0 or self.count_publishers(Topics.OBJECT_DETECTION) == 0
+        if (self.params.sync_timeout <= 0.0 or self.count_publishers(Topics.OBJECT_DETECTION) == 0
                 or any(pub.get_subscription_count() == 0 for pub in self.cloud_pubs.values())):
             return True
         stamp_ns = Time.from_msg(stamp).nanoseconds
         with self.graph_input:
             seen = self.graph_input.wait_for(
-                lambda: not self.running or self.detected_stamps.get(stamp_ns, 0) >= len(self.cameras),
-                timeout=self.sync_timeout)
+                lambda: not self.running or self.detected_stamps.get(stamp_ns, 0) >= len(self.params.cameras),
+                timeout=self.params.sync_timeout)
             self.detected_stamps = {t: n for t, n in self.detected_stamps.items() if t > stamp_ns}
         return seen
 
@@ -287,7 +330,8 @@ class SimRobotNode(Node):
             # shutting down: the context went away between the check and a publish
 
     def _simulate(self) -> None:
-        wall_start, sim_start, scale = time.monotonic(), self.sim_time, self.idle_time_scale
+        p = self.params
+        wall_start, sim_start, scale = time.monotonic(), self.sim_time, p.idle_time_scale
         late_frames = late_commands = 0
         while self.running and rclpy.ok():
             with self.lock:
@@ -295,17 +339,17 @@ class SimRobotNode(Node):
                 self.pending = [(t, m) for t, m in self.pending if t > self.sim_time]
                 for command in due:
                     self._apply(command)
-                self.env.simulate(self.state_period)
+                self.env.simulate(p.state_period)
                 self.steps += 1
-                self.sim_time = self.steps * self.state_period
+                self.sim_time = self.steps * p.state_period
                 stamp = _stamp(self.sim_time)
                 self._publish_state(stamp)
                 self.history.append((self.steps, self.env.ee_position(), self.env.joint_state()[1]))
                 clouds = []
-                if (self.steps + 1) % self.camera_steps == 0:
+                if (self.steps + 1) % p.camera_steps == 0:
                     # rendered only while someone subscribes, as realsense2_camera publishes its cloud (a graph without
                     # perception, e.g. insert's, leaves the CPU to the learner)
-                    clouds = [(name, self.env.point_cloud(name, *self.cloud_size)) for name in self.cameras
+                    clouds = [(name, self.env.point_cloud(name, *p.cloud_size)) for name in p.cameras
                               if self.cloud_pubs[name].get_subscription_count() > 0]
             if not rclpy.ok():
                 break  # shutting down: the publishers' context is gone
@@ -318,7 +362,7 @@ class SimRobotNode(Node):
                 if not self._wait_for_detections(stamp):
                     late_frames += 1
                     self.get_logger().warning(
-                        f"no detection within {self.sync_timeout} s of the frame at sim time {self.sim_time:.2f} s "
+                        f"no detection within {p.sync_timeout} s of the frame at sim time {self.sim_time:.2f} s "
                         f"({late_frames} so far): going on without it", throttle_duration_sec=10.0)
                 wall_start += time.monotonic() - waited  # sim time stood still meanwhile: nothing to catch up on
             if self.steps % self.control_steps == 0:
@@ -326,12 +370,12 @@ class SimRobotNode(Node):
                 if not self._wait_for_command(stamp):
                     late_commands += 1
                     self.get_logger().warning(
-                        f"no command within {self.command_timeout} s of the tick at sim time {self.sim_time:.2f} s "
+                        f"no command within {p.command_timeout} s of the tick at sim time {self.sim_time:.2f} s "
                         f"({late_commands} so far): going on without waiting until the next episode event",
                         throttle_duration_sec=10.0)
                 wall_start += time.monotonic() - waited
             # pace: sim time runs time_scale times faster than the wall clock (never faster than we can compute)
-            wanted = self.time_scale if self.episode_under_way else self.idle_time_scale
+            wanted = p.time_scale if self.episode_under_way else p.idle_time_scale
             if wanted != scale:
                 scale, wall_start, sim_start = wanted, time.monotonic(), self.sim_time
             ahead = (self.sim_time - sim_start) / scale - (time.monotonic() - wall_start)

@@ -14,7 +14,7 @@ import pytest
 import rclpy
 from geometry_msgs.msg import PoseStamped
 
-from sgft_sim.robot_node import SimRobotNode
+from sgft_sim.robot_node import SimRobotNode, SimRobotParameters
 
 
 @pytest.fixture
@@ -27,6 +27,21 @@ def node(request):
     yield robot
     robot.destroy_node()
     rclpy.shutdown()
+
+
+def test_parameters_are_validated_and_derived():
+    p = SimRobotParameters.from_values(SimRobotParameters.defaults())
+    assert (p.state_period, p.camera_steps, p.idle_time_scale, p.cameras) == (pytest.approx(0.02), 10, 4.0,
+                                                                              ("camera1",))
+    assert p.control_steps(0.2) == 10
+    with pytest.raises(ValueError, match="control period"):
+        p.control_steps(0.205)
+    for overrides, word in (({"time_scale": 100.0}, "time_scale"), ({"idle_time_scale": 0.01}, "idle_time_scale"),
+                            ({"command_sync_timeout_s": -1.0}, "command_sync_timeout_s"),
+                            ({"camera_rate_hz": 7.0}, "camera_rate_hz"), ({"cameras": ["camera9"]}, "cameras"),
+                            ({"cameras": []}, "cameras")):
+        with pytest.raises(ValueError, match=word):
+            SimRobotParameters.from_values({**SimRobotParameters.defaults(), **overrides})
 
 
 def _target(xyz) -> PoseStamped:
@@ -98,7 +113,7 @@ def test_bad_targets_are_refused_before_they_are_queued(node):
 def _start_sim_with_test_node(tmp_path, name: str, **params):
     """The sim robot node as a process of its own (4x, small clouds, 5 Hz camera) in a DDS domain of this test's,
     and this test's node."""
-    from sgft_interfaces.testing import isolate_domain, start_node
+    from sgft_testing import isolate_domain, start_node
 
     isolate_domain()
     proc = start_node("sgft_sim.robot_node", {"time_scale": 4.0, "camera_rate_hz": 5.0, "cloud_width": 106,
@@ -115,8 +130,8 @@ def test_frames_precede_the_control_ticks_and_the_clock_waits_for_their_detectio
     from sensor_msgs.msg import PointCloud2
 
     from sgft_interfaces import SENSOR_QOS, Topics
-    from sgft_interfaces.testing import node_log, spin_until, stop_node
     from sgft_msgs.msg import ObjectDetection
+    from sgft_testing import node_log, spin_until, stop_node
 
     proc, ros = _start_sim_with_test_node(tmp_path, "sim_sync_test", perception_sync_timeout_s=5.0)
     frames: list[int] = []  # stamps (ns) of the clouds received
@@ -185,9 +200,9 @@ def _command_sync_check(tmp_path: str, results) -> None:
     from rosgraph_msgs.msg import Clock
 
     from sgft_interfaces import COMMAND_QOS, EPISODE_EVENT_QOS, ROBOT_STATE_QOS, Services, Topics
-    from sgft_interfaces.testing import call, node_log, spin_until, stop_node
     from sgft_msgs.msg import EpisodeEvent
     from sgft_msgs.srv import ResetEpisode
+    from sgft_testing import call, node_log, spin_until, stop_node
 
     outcome = ""
     proc, ros = _start_sim_with_test_node(Path(tmp_path), "sim_command_sync_test", command_sync_timeout_s=5.0,
