@@ -75,8 +75,8 @@ def test_catch_up_is_judged_from_a_status_that_counts_the_episodes_transitions(s
     import time
 
     from sgft_interfaces import STATUS_QOS, Topics
-    from sgft_testing import spin_until
     from sgft_msgs.msg import LearnerStatus
+    from sgft_testing import spin_until
 
     learner = rclpy.create_node("fake_learner_status")  # stands in for the learner's status publisher only
     pub = learner.create_publisher(LearnerStatus, Topics.LEARNER_STATUS, STATUS_QOS)

@@ -1,4 +1,4 @@
-"""Real-world fine-tuning: SGFT-SAC and its baselines as configurations of ONE incremental learner (DESIGN §6).
+"""Real-world fine-tuning: SGFT-SAC and its baselines as configurations of ONE incremental learner.
 
 SGFT (the paper's Dyna-SGFT) in one paragraph: a value function V_sim learned in simulation is frozen and used as a
 potential, every transition's reward is relabelled r̄ = r + γ·V_sim(s') − V_sim(s), and the critic learns only an
@@ -23,6 +23,10 @@ directly against an env):
     learner.add_transition(obs, action, reward, next_obs, terminal, truncated)   # raw reward r(s')
     if learner.updates_due(): learner.update(learner.updates_due())
     learner.act(obs, deterministic=False); learner.actor_state(); learner.value_sim(obs); learner.q_value(obs, a)
+    learner.state_dict() / learner.load_state_dict(state)   # what a restart needs: trained networks and progress
+
+The learner is a sgft_core.sac.SoftActorCritic: its update calls the same critic, actor, temperature and Polyak
+steps as pretraining, with SGFT's relabelled, horizon-cut, branch-augmented critic targets around them.
 
 Throughput: `python -m sgft_core.finetune --bench` prints combined updates per second at the SGFT batch (1536).
 """
@@ -131,7 +135,7 @@ _PRESETS: dict[str, FinetuneConfig] = {
     "sgft": FinetuneConfig(method="sgft", critic_warmup_updates=200),
     # SGFT that keeps the simulator's critic instead of a fresh one: the H-step target with V_sim(s) added back (the
     # sim critic's own scale), H = 3, a Huber critic loss and a 1000-update critic warm-up. On push's "real" robot the
-    # fresh critic fit to 20 noisy episodes misleads the actor and success collapses; this one does not (README).
+    # fresh critic fit to 20 noisy episodes misleads the actor and success collapses; this one does not.
     "sgft_kept_critic": FinetuneConfig(
         method="sgft_kept_critic", reset_critic=False, value_sim_in_target=True, horizon=3, critic_huber_delta=1.0,
         critic_warmup_updates=1000,

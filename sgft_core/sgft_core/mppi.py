@@ -1,9 +1,9 @@
-"""MPPI over the learned dynamics model: MPC-SGFT's action selection (DESIGN §6).
+"""MPPI over the learned dynamics model: MPC-SGFT's action selection.
 
 Each decision maximizes, under the delta dynamics model,
     J(a_0..a_{H−1}) = Σ_{t<H} γ^t r̄_t + γ^H V_sim(s_H),   r̄_t = r(s_{t+1}) + γ·V_sim(s_{t+1}) − V_sim(s_t),
 with H = 4, the task reward r from TaskSpec (torch) and the frozen V_sim. The shaping telescopes, so J equals
-Σ γ^t r_t + 2·γ^H V_sim(s_H) − V_sim(s_0): V_sim gets twice the weight at the end of the segment, as the issue's
+Σ γ^t r_t + 2·γ^H V_sim(s_H) − V_sim(s_0): V_sim gets twice the weight at the end of the segment, as the paper's
 objective is written (`terminal_value_weight` scales the explicit γ^H V_sim term; 0 leaves the shaped sum alone).
 A terminal state (push: puck off the table) ends the segment: later rewards and its potential count as 0.
 

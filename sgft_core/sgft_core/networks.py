@@ -1,4 +1,4 @@
-"""The four SGFT networks (DESIGN §6): actor, Q ensemble, state value V(s) and delta dynamics s' = s + f(s, a).
+"""The four SGFT networks: actor, Q ensemble, state value V(s) and delta dynamics s' = s + f(s, a).
 
 Every network takes *raw* observations and owns its observation normalizer (buffers in its state_dict), so each one
 can be shipped and loaded on its own: the policy node loads only the actor, the learner reuses V and the dynamics.

@@ -2,7 +2,7 @@
 
 The statistics are registered as buffers, so they travel with `state_dict()` and with every checkpoint: a consumer
 that loads only the actor (the ROS policy node) feeds raw observations and needs nothing else. SGFT fixes the
-statistics once, from random-action data (DESIGN §6); they are never updated while training, so a value function
+statistics once, from random-action data; they are never updated while training, so a value function
 learned in sim means the same thing when it is evaluated on real observations.
 """
 

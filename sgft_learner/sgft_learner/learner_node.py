@@ -5,6 +5,9 @@ nothing that was acknowledged; after a restart the node reloads the store and it
 with the same policy version or a newer one. Updates run in a training thread at the configured UTD, so the
 subscription never stalls behind a gradient step. A store that cannot be written (disk full, permissions) stops
 training and says so in LearnerStatus: transitions are kept in memory and retried, never silently dropped.
+
+The learner's settings are the `method` preset with `finetune.<field>` parameters over it, one per FinetuneConfig
+field and of its type (a `finetune:` mapping in a parameter file; "none" sets an optional field to None).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The fine-tuning benchmark: methods × seeds × tasks × "real" proxies, each run a sequence of fine-tuning episodes on
-the proxy env with periodic deterministic evaluation (issue 4).
+the proxy env with periodic deterministic evaluation.
 
     python -m sgft_sim.benchmark --tasks push --proxies real --methods sgft sac_finetune pbrs_sac rlpd zero_shot \\
         mpc_sgft --seeds 0 1 2 3 4 --episodes 100 --eval-every 10 --eval-episodes 10 --out benchmark_results

@@ -1,4 +1,4 @@
-"""Pretrain π_sim, Q, V_sim and the dynamics model of a task in simulation with SAC (DESIGN §6).
+"""Pretrain π_sim, Q, V_sim and the dynamics model of a task in simulation with SAC.
 
     python -m sgft_sim.pretrain --task push --seed 0 --steps 60000 --out sgft_bringup/checkpoints/push.safetensors
 
