@@ -1,4 +1,4 @@
-"""Hammer: the Franka holds a hammer and drives a nail into a block by moving joints 2, 4 and 6 (DESIGN §5).
+"""Hammer: the Franka holds a hammer and drives a nail into a block by moving joints 2, 4 and 6.
 
 The nail is a body on a vertical slide joint whose damping stands for the wood's resistance and whose friction
 holds it against gravity, so it moves only when struck or pressed. Ranges of the paper's table 1 (nail position,

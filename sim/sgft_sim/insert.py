@@ -1,4 +1,4 @@
-"""Insert: the Franka holds a table leg and inserts it into a hole of a part lying on the table (DESIGN §5).
+"""Insert: the Franka holds a table leg and inserts it into a hole of a part lying on the table.
 
 The leg is rigidly held (a body inside the hand); the part is a plate with a square hole made of four walls, placed
 at x/y ± 5 cm around its nominal pose and rotated 0–15° about z, with randomized friction (the paper's table 3).

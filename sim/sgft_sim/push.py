@@ -1,4 +1,4 @@
-"""Push: a vertical finger on the Franka pushes a puck along the table to x = 55 cm (DESIGN §5).
+"""Push: a vertical finger on the Franka pushes a puck along the table to x = 55 cm.
 
 Deviation from the paper's table: the paper randomizes the puck's x over a 30 cm range; with the goal at 55 cm in
 the robot base frame and a vertical tool at table height, the FR3 cannot reach behind a puck closer than ≈31 cm
