@@ -45,6 +45,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from sgft_bringup.graph import load_config  # noqa: E402
+from sgft_core.fr3 import JOINT_HIGH, JOINT_LOW, JOINT_NAMES  # noqa: E402
 from sgft_core.tasks import get_task  # noqa: E402
 from sgft_interfaces import (  # noqa: E402
     COMMAND_QOS,
@@ -59,7 +60,6 @@ from sgft_interfaces import (  # noqa: E402
 from sgft_learner.transition_store import TransitionStore  # noqa: E402
 from sgft_msgs.msg import EpisodeEvent, LearnerStatus, ObjectDetection, Transition  # noqa: E402
 from sgft_msgs.srv import ResetEpisode, StartEpisode  # noqa: E402
-from sgft_policy.policy_node import ARM_JOINTS, FR3_JOINT_HIGH, FR3_JOINT_LOW  # noqa: E402
 
 
 def _ns(msg) -> int:
@@ -221,7 +221,7 @@ def test_hammer_graph_sees_the_nail_head_commands_within_limits_and_stores_trans
     assert max(det_errors) < accuracy, np.round(det_errors, 4)
     assert errors.max() < accuracy, f"nail_z errors (m) per step:\n{np.round(errors.ravel(), 4)}"
     # q2, q4, q6 in the simulator's readings (the checkpoint's): the robot's FR3 readings less the configured offsets
-    offsets = dict(zip(ARM_JOINTS, load_config("hammer")["sgft_policy"]["joint_zero_offsets"], strict=True))
+    offsets = dict(zip(JOINT_NAMES, load_config("hammer")["sgft_policy"]["joint_zero_offsets"], strict=True))
     for t in rec.transitions:
         np.testing.assert_allclose(np.asarray(t.next_obs)[10:12], goal, atol=1e-6)
         if _ns(t) in rec.joints:
@@ -229,11 +229,11 @@ def test_hammer_graph_sees_the_nail_head_commands_within_limits_and_stores_trans
             np.testing.assert_allclose(np.asarray(t.next_obs)[3:6], sim_readings, atol=1e-5)
 
     # joint targets: inside the FR3's limits, and the hammer's joints within one step of their state at the tick
-    moved = [ARM_JOINTS.index(j) for j in spec.joint_names]
+    moved = [JOINT_NAMES.index(j) for j in spec.joint_names]
     for cmd in rec.commands:
-        assert list(cmd.joint_names) == list(ARM_JOINTS) and len(cmd.points) == 1
+        assert list(cmd.joint_names) == list(JOINT_NAMES) and len(cmd.points) == 1
         target = np.asarray(cmd.points[0].positions)
-        assert np.all(target >= FR3_JOINT_LOW - 1e-9) and np.all(target <= FR3_JOINT_HIGH + 1e-9), target
+        assert np.all(target >= JOINT_LOW - 1e-9) and np.all(target <= JOINT_HIGH + 1e-9), target
         if _ns(cmd) in rec.joints:
             measured = np.array([rec.joints[_ns(cmd)][j] for j in spec.joint_names])
             assert np.all(np.abs(target[moved] - measured) <= spec.max_delta + 1e-6), (target[moved], measured)

@@ -66,11 +66,11 @@ def test_hammer_constants_and_joint_offsets_are_what_the_simulated_robot_has():
     """goal_x/goal_z are what the env observes (its calibration error on goal_x included), and the joint zero offsets
     map the robot's FR3 readings to the simulator's, in which the checkpoint was trained."""
     sgft_sim = pytest.importorskip("sgft_sim")
-    from sgft_sim.robot import FR3_JOINT_ZERO_OFFSET
+    from sgft_core.fr3 import MJCF_JOINT_ZERO_OFFSET
 
     params = load_config("hammer")["sgft_policy"]
     constants = dict(zip(params["constant_names"], params["constant_values"], strict=True))
-    np.testing.assert_allclose(params["joint_zero_offsets"], FR3_JOINT_ZERO_OFFSET)
+    np.testing.assert_allclose(params["joint_zero_offsets"], MJCF_JOINT_ZERO_OFFSET)
     env = sgft_sim.make_env("hammer", "real", seed=0)
     try:
         for seed in (0, 1):

@@ -18,6 +18,8 @@ from sgft_core.checkpoint import (
 from sgft_core.networks import NetworkConfig, build_networks
 from sgft_core.tasks import get_task
 
+pytestmark = pytest.mark.faults
+
 CONFIG = NetworkConfig(hidden_dim=16)
 
 

@@ -7,6 +7,8 @@ from hypothesis import strategies as st
 
 from sgft_core.safety import SafetyEnvelope
 
+pytestmark = pytest.mark.faults
+
 ENVELOPE = SafetyEnvelope(low=np.array([0.3, -0.3, 0.05]), high=np.array([0.7, 0.3, 0.4]),
                           max_step=np.array([0.03, 0.03, 0.02]))
 

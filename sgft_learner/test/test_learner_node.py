@@ -21,7 +21,7 @@ from sgft_testing import (
     stop_node,
 )
 
-pytestmark = RERUN_MULTIPROCESS  # (why: sgft_testing)
+pytestmark = [RERUN_MULTIPROCESS, pytest.mark.faults]  # (why reruns: sgft_testing)
 
 isolate_domain()
 

@@ -4,6 +4,8 @@ import pytest
 
 from sgft_learner.transition_store import MAGIC, StoreError, TransitionStore
 
+pytestmark = pytest.mark.faults
+
 
 def test_round_trip_and_reopen(tmp_path):
     store = TransitionStore(tmp_path / "t.log")

@@ -32,9 +32,6 @@ from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
 from sgft_core.checkpoint import CheckpointError, actor_from_bytes, actor_from_checkpoint
-from sgft_core.fr3 import JOINT_HIGH as FR3_JOINT_HIGH  # noqa: F401  (the FR3 facts under the names callers import)
-from sgft_core.fr3 import JOINT_LOW as FR3_JOINT_LOW  # noqa: F401
-from sgft_core.fr3 import JOINT_NAMES as ARM_JOINTS  # noqa: F401
 from sgft_interfaces import (
     CLOCK_QOS,
     COMMAND_QOS,

@@ -35,7 +35,6 @@ FR3_JOINT_LIMITS = tuple(zip((JOINT_LOW - MJCF_JOINT_ZERO_OFFSET).tolist(),
 HOME_Q = np.array([0.0, 0.3, 0.0, -2.2, 0.0, 0.9, 0.785])
 # The envs (and so the policies trained in them) use this MJCF's joint readings; the simulated robot node publishes
 # and accepts the FR3's, as franka_ros2 does: FR3 reading = MJCF reading + MJCF_JOINT_ZERO_OFFSET.
-FR3_JOINT_ZERO_OFFSET = MJCF_JOINT_ZERO_OFFSET
 
 
 def franka_assets_dir() -> str:
