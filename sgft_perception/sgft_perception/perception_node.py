@@ -27,6 +27,7 @@ from sgft_interfaces import SENSOR_QOS, Topics
 from sgft_interfaces.cloud import CloudFormatError
 from sgft_interfaces.node_main import run_node
 from sgft_interfaces.pointcloud2 import build_pointcloud2, view_of
+from sgft_interfaces.stamps import stamp_problem
 from sgft_msgs.msg import ObjectDetection
 from sgft_perception.detector import CameraResult, DetectorConfig, Extrinsic, HsvRange, detect_in_cloud, fuse
 
@@ -68,6 +69,8 @@ PARAMETERS = {
                         "of all its points"),
     "position_offset": ([0.0, 0.0, 0.0], "added to the measured top-surface position, m (e.g. -half height in z)"),
     "max_cloud_age": (0.5, "a cloud older than this (s, stamp vs. node clock) is stale: rejected, not fused"),
+    "max_stamp_future": (0.5, "a cloud stamped more than this (s) ahead of the node clock is rejected: it would never "
+                              "go stale"),
     "publish_object_points": (True, "publish the selected object points as a debug PointCloud2"),
 }
 
@@ -79,6 +82,7 @@ class PerceptionNode(Node):
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
         self._topics, self._frames, self._extrinsics, self._config = self._read_parameters()
         self._max_age_s = float(self.get_parameter("max_cloud_age").value)
+        self._max_future_s = float(self.get_parameter("max_stamp_future").value)
         self._output_frame = str(self.get_parameter("output_frame").value)
         self._publish_points = bool(self.get_parameter("publish_object_points").value)
         self._latest: list[tuple[Time, CameraResult] | None] = [None] * len(self._topics)
@@ -120,6 +124,8 @@ class PerceptionNode(Node):
                     errors.append(f"extrinsics of {topics[i]}: {err}")
         if not value["max_cloud_age"] > 0:
             errors.append(f"max_cloud_age must be > 0 s, got {value['max_cloud_age']}")
+        if not 0 < value["max_stamp_future"] <= 10:
+            errors.append(f"max_stamp_future must be in (0, 10] s, got {value['max_stamp_future']}")
         if not value["output_frame"]:
             errors.append("output_frame must not be empty")
         config = None
@@ -169,7 +175,17 @@ class PerceptionNode(Node):
         return CameraResult(empty, empty.astype(np.uint8), 0, None, f"{topic}: {detail}")
 
     def _on_cloud(self, index: int, msg: PointCloud2) -> None:
+        try:
+            self._detect_and_publish(index, msg)
+        except Exception as err:  # noqa: BLE001 - last line of defense: no message, however odd, may stop the node
+            self._reject("internal_error", f"{self._topics[index]}: {type(err).__name__}: {err}")
+
+    def _detect_and_publish(self, index: int, msg: PointCloud2) -> None:
         now = self.get_clock().now()
+        problem = stamp_problem(msg.header.stamp, now.nanoseconds, self._max_future_s)
+        if problem:  # nothing is published: a detection would carry the bogus stamp on to the policy
+            self._reject("bad_stamp", f"{self._topics[index]}: {problem}")
+            return
         result = self._process(index, msg, now)
         self._latest[index] = (Time.from_msg(msg.header.stamp, clock_type=now.clock_type), result)
         fresh = [result]  # plus the other camera's newest result, while it is fresh

@@ -205,6 +205,30 @@ def test_node_detects_fuses_and_survives_malformed_clouds(graph):
         assert f"rejected cloud ({kind}" in log, log
 
 
+def test_negative_zero_and_future_stamps_are_rejected_without_a_detection(graph):
+    """A peer's cloud with a negative, zero or far-future stamp: rejected and counted, no detection carries the
+    stamp on, and the node keeps working (a negative stamp used to raise inside the callback and stop it)."""
+    from builtin_interfaces.msg import Time as TimeMsg
+
+    exchange(graph, 0, lambda: cloud_msg(graph, 0), timeout_s=START_TIMEOUT_S)  # discovery done
+    future = graph["node"].get_clock().now() + rclpy.duration.Duration(seconds=3600.0)
+    bad = [TimeMsg(sec=-5, nanosec=0), TimeMsg(sec=0, nanosec=0), future.to_msg()]
+    heard: list[tuple[int, int]] = []
+    sub = graph["node"].create_subscription(ObjectDetection, DETECTION_TOPIC,
+                                            lambda m: heard.append((m.header.stamp.sec, m.header.stamp.nanosec)),
+                                            10)
+    for stamp in bad:
+        graph["pubs"][0].publish(cloud_msg(graph, 0, stamp))
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        _spin(graph)
+    graph["node"].destroy_subscription(sub)
+    assert not {(s.sec, s.nanosec) for s in bad} & set(heard), heard
+    assert_puck(exchange(graph, 0, lambda: cloud_msg(graph, 0)), num_cameras=1)
+    assert graph["proc"].poll() is None
+    assert "rejected cloud (bad_stamp" in node_log(graph)
+
+
 def test_out_of_range_parameters_are_rejected_at_start_up():
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(PACKAGE_ROOT), os.environ.get("PYTHONPATH", "")]))
     base = ["--ros-args", "-p", "extrinsics:=[0.5,-0.6,0.55,0.0,0.0,0.0,1.0]"]

@@ -53,11 +53,15 @@ from sgft_core.fr3 import BASE_FRAME, JOINT_NAMES, MJCF_JOINT_ZERO_OFFSET
 from sgft_interfaces import COMMAND_QOS, EPISODE_EVENT_QOS, ROBOT_STATE_QOS, SENSOR_QOS, Services, Topics
 from sgft_interfaces.node_main import declared, run_node
 from sgft_interfaces.pointcloud2 import build_pointcloud2
+from sgft_interfaces.stamps import stamp_ns, stamp_problem
 from sgft_msgs.msg import EpisodeEvent, ObjectDetection
 from sgft_msgs.srv import ResetEpisode
 from sgft_sim import make_env
 from sgft_sim.base_env import ROBOT_NODE_STATE_PERIOD
 from sgft_sim.camera import CAMERA_NAMES
+
+# Sim seconds a peer's stamp may lead the sim's clock (a command is stamped with the tick it answers).
+MAX_STAMP_FUTURE_S = 1.0
 
 
 def _stamp(seconds: float) -> TimeMsg:
@@ -203,9 +207,22 @@ class SimRobotNode(Node):
         self.thread.start()
 
     # ------------------------------------------------------------------------------------------------ commands
+    def _bad_stamp(self, stamp: TimeMsg, what: str) -> bool:
+        """Whether a peer's stamp is unusable (negative, malformed, or ahead of the sim's clock: a future-stamped
+        command would count as the answer to every later tick); logged once per kind of message. A zero stamp is an
+        unstamped command (scaled against the current state), not an error."""
+        if stamp.sec == 0 and stamp.nanosec == 0:
+            return False
+        problem = stamp_problem(stamp, round(self.sim_time * 1e9) or 1, MAX_STAMP_FUTURE_S)
+        if problem:
+            self.get_logger().warning(f"ignoring {what}: {problem}", throttle_duration_sec=10.0)
+        return bool(problem)
+
     def _on_command(self, msg) -> None:
+        if self._bad_stamp(msg.header.stamp, "command"):
+            return
         with self.graph_input:  # answered, whether or not it is accepted below
-            self.command_stamp_ns = max(self.command_stamp_ns, Time.from_msg(msg.header.stamp).nanoseconds)
+            self.command_stamp_ns = max(self.command_stamp_ns, stamp_ns(msg.header.stamp))
             self.graph_input.notify_all()
         with self.lock:
             # Scale now, against the state the command was computed from (its stamp: the policy's tick), as the env
@@ -253,7 +270,7 @@ class SimRobotNode(Node):
     def _measured_at(self, stamp: TimeMsg) -> tuple[np.ndarray, np.ndarray]:
         """End-effector position and joint positions published last at or before `stamp` (sim time); the current
         ones for an unstamped command or one older than the history (then nothing better is known)."""
-        step = int(Time.from_msg(stamp).nanoseconds * 1e-9 / self.params.state_period + 1e-6)
+        step = int(stamp_ns(stamp) * 1e-9 / self.params.state_period + 1e-6)
         if self.history and self.history[0][0] <= step:
             for recorded, ee, q in reversed(self.history):
                 if recorded <= step:
@@ -280,9 +297,11 @@ class SimRobotNode(Node):
 
     # ------------------------------------------------------------------------------------ perception, command sync
     def _on_detection(self, msg: ObjectDetection) -> None:
-        stamp_ns = Time.from_msg(msg.header.stamp).nanoseconds
+        if self._bad_stamp(msg.header.stamp, "detection"):
+            return
+        frame_ns = stamp_ns(msg.header.stamp)
         with self.graph_input:
-            self.detected_stamps[stamp_ns] = self.detected_stamps.get(stamp_ns, 0) + 1
+            self.detected_stamps[frame_ns] = self.detected_stamps.get(frame_ns, 0) + 1
             self.graph_input.notify_all()
 
     def _on_episode_event(self, msg: EpisodeEvent) -> None:

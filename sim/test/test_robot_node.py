@@ -78,6 +78,7 @@ def test_a_late_command_is_scaled_against_the_state_it_was_computed_from(node):
     assert np.linalg.norm(node.env.ee_position() - then) > 0.01
     msg = _target(then + np.array([0.02, 0.01, 0.0]))
     msg.header.stamp.sec, msg.header.stamp.nanosec = 1, 10_000_000  # 1.01 s = step 50 at 50 Hz
+    node.sim_time = 1.2  # where the sim's clock is when the late command arrives
     node._on_command(msg)
     (_, (_, scaled)), = node.pending
     np.testing.assert_allclose(scaled, then + 2.5 * np.array([0.02, 0.01, 0.0]))
@@ -100,6 +101,24 @@ def test_joint_targets_in_fr3_readings_are_scaled_in_the_mjcfs_and_unnamed_joint
     expected = held.copy()
     expected[[1, 3, 5]] = q[[1, 3, 5]] + scale * np.array([0.05, -0.05, 0.1])
     np.testing.assert_allclose(targets, expected, atol=1e-12)
+
+
+def test_negative_and_future_stamps_are_ignored_not_fatal(node):
+    """A peer's command or detection with a negative stamp (rclpy's Time raises on it) or one far ahead of the sim's
+    clock (it would count as the answer to every later tick) is ignored; a zero stamp is an unstamped command."""
+    from sgft_msgs.msg import ObjectDetection
+
+    node.sim_time = 2.0
+    for sec in (-3, 3600):
+        msg = _target(node.env.ee_position() + np.array([0.01, 0.0, 0.0]))
+        msg.header.stamp.sec = sec
+        node._on_command(msg)
+        detection = ObjectDetection()
+        detection.header.stamp.sec = sec
+        node._on_detection(detection)
+    assert node.pending == [] and node.command_stamp_ns == -1 and node.detected_stamps == {}
+    node._on_command(_target(node.env.ee_position() + np.array([0.01, 0.0, 0.0])))  # unstamped: accepted
+    assert len(node.pending) == 1
 
 
 def test_bad_targets_are_refused_before_they_are_queued(node):
