@@ -177,3 +177,166 @@ def test_atomic_write_replaces_and_keeps_old_file_on_failure(tmp_path):
     with pytest.raises(TypeError):
         atomic_write_bytes(target, "not bytes")  # type: ignore[arg-type]
     assert target.read_bytes() == b"new" and [p.name for p in target.parent.iterdir()] == ["file.bin"]
+
+
+# --------------------------------------------------------------------------- malformed bytes with a matching sha256
+def _actor_payload(edit_header=None, edit_meta=None, tensors=None) -> bytes:
+    """Valid actor bytes for push, with the header JSON and/or the SGFT metadata changed by the given functions."""
+    nets = _networks()
+    data, _ = actor_to_bytes(nets.actor, "push", CONFIG)
+    (header_len,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + header_len])
+    meta = json.loads(header["__metadata__"]["sgft"])
+    if edit_meta is not None:
+        meta = edit_meta(meta)
+    header["__metadata__"]["sgft"] = meta if isinstance(meta, str) else json.dumps(meta)
+    if edit_header is not None:
+        header = edit_header(header)
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(raw)) + raw + data[8 + header_len :]
+
+
+def _load(data: bytes):
+    return actor_from_bytes(data, "push", hashlib.sha256(data).hexdigest(), 4, 2, expected_config=CONFIG)
+
+
+@pytest.fixture
+def no_big_networks(monkeypatch):
+    """Fail (instead of allocating) when a network larger than CONFIG's is built for real; meta-device builds,
+    which take no memory, are allowed."""
+    from sgft_core import checkpoint
+
+    def guarded(build):
+        def build_checked(obs_dim, act_dim, config):
+            if torch.empty(0).device.type != "meta":
+                assert config.hidden_dim <= CONFIG.hidden_dim and config.num_layers <= 8, config
+            return build(obs_dim, act_dim, config)
+        return build_checked
+
+    monkeypatch.setattr(checkpoint, "build_actor", guarded(checkpoint.build_actor))
+    monkeypatch.setattr(checkpoint, "build_networks", guarded(checkpoint.build_networks))
+
+
+def _with_network(**fields):
+    def edit(meta):
+        meta["network"].update(fields)
+        return meta
+    return edit
+
+
+def test_metadata_of_the_wrong_json_type_is_rejected():
+    for edit in (_with_network(hidden_dim="16"), _with_network(hidden_dim=16.0), _with_network(critic_layer_norm="no"),
+                 lambda meta: dict(meta, obs_dim=True), lambda meta: dict(meta, network=[16, 2, 2])):
+        with pytest.raises(CheckpointError, match="architecture|dim"):
+            _load(_actor_payload(edit_meta=edit))
+    for edit_header in (lambda h: [h], lambda h: dict(h, __metadata__=["sgft"]),
+                        lambda h: dict(h, __metadata__={"sgft": h["__metadata__"]["sgft"], "x": 5})):
+        with pytest.raises(CheckpointError):
+            _load(_actor_payload(edit_header=edit_header))
+    with pytest.raises(CheckpointError, match="not an object"):
+        _load(_actor_payload(edit_meta=lambda meta: "[1, 2]"))
+
+
+def test_unexpected_tensor_dtype_is_rejected():
+    def to_bf16(header):
+        for name, info in header.items():
+            if name != "__metadata__":
+                info["dtype"] = "BF16"
+                begin, end = info["data_offsets"]
+                info["data_offsets"] = [begin // 2, end // 2]
+        return header
+
+    data = _actor_payload(edit_header=to_bf16)
+    data = data[: len(data) - (len(data) - 8 - struct.unpack("<Q", data[:8])[0]) // 2]  # half the bytes now
+    with pytest.raises(CheckpointError, match="dtype"):
+        _load(data)
+
+
+def test_non_finite_architecture_numbers_are_rejected():
+    for value in ("Infinity", "-Infinity", "NaN", "1e999"):
+        data = _actor_payload(edit_meta=lambda meta, v=value: json.dumps(meta).replace(
+            '"hidden_dim": 16', f'"hidden_dim": {v}'))
+        assert value in data.decode("latin-1")
+        with pytest.raises(CheckpointError):
+            _load(data)
+
+
+def test_absurd_architecture_numbers_are_rejected_before_anything_is_built(no_big_networks):
+    # a few hundred bytes that once made the policy node allocate gigabytes
+    nets = _networks()
+    data, _ = actor_to_bytes(nets.actor, "push", NetworkConfig(hidden_dim=1))
+    small = _actor_payload(edit_meta=_with_network(hidden_dim=10**6))
+    for payload in (small, _actor_payload(edit_meta=_with_network(num_layers=10**4)),
+                    _actor_payload(edit_meta=_with_network(hidden_dim=4096))):
+        with pytest.raises(CheckpointError):
+            _load(payload)
+    for payload in (small, data):  # without an expected architecture, the header's shapes still bound it
+        with pytest.raises(CheckpointError):
+            actor_from_bytes(payload, "push")
+    actor_from_bytes(_actor_payload(), "push")  # the guard lets a genuine one through
+
+
+def test_deeply_nested_json_is_rejected():
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(CheckpointError, match="nested"):
+        _load(_actor_payload(edit_meta=lambda meta: deep))
+    with pytest.raises(CheckpointError, match="nested"):
+        _load(_actor_payload(edit_header=lambda h: f'{{"x": {deep}}}'.encode()))
+    with pytest.raises(CheckpointError, match="nested"):
+        _load(_actor_payload(edit_meta=_with_network(extra=json.loads("[" * 40 + "]" * 40))))
+
+
+def test_inconsistent_byte_ranges_are_rejected():
+    def shift(header):
+        name = next(n for n in header if n != "__metadata__")
+        header[name]["data_offsets"][1] += 4
+        return header
+
+    def grow(header):
+        header["actor.mean_head.bias"]["shape"] = [10**9]
+        return header
+
+    for edit_header in (shift, grow):
+        with pytest.raises(CheckpointError):
+            _load(_actor_payload(edit_header=edit_header))
+    with pytest.raises(CheckpointError, match="tensor data"):
+        _load(_actor_payload() + b"\0" * 4)
+
+
+def test_fuzzed_bytes_raise_only_checkpoint_error_with_bounded_memory(no_big_networks):
+    import random
+    import tracemalloc
+
+    good = _actor_payload()
+    (header_len,) = struct.unpack("<Q", good[:8])
+    rng = random.Random(1234)
+    tokens = [b"[", b"]", b"{", b"}", b'"', b"\\", b",", b":", b"1e999", b"-1", b"NaN", b"null", b"true", b"99999999"]
+    tracemalloc.start()
+    try:
+        for _ in range(400):
+            data = bytearray(good)
+            for _ in range(rng.randint(1, 6)):
+                kind = rng.random()
+                end = min(8 + header_len, len(data))
+                if kind < 0.4 and end > 8:  # a byte of the header changed
+                    data[rng.randrange(8, end)] = rng.randrange(256)
+                elif kind < 0.6 and end > 8:  # a JSON token spliced into the header
+                    at = rng.randrange(8, end)
+                    data[at : at + 1] = rng.choice(tokens)
+                elif kind < 0.75:  # a different declared header length
+                    data[:8] = struct.pack("<Q", rng.choice([0, 1, header_len - 1, header_len + 7, 2**63, 2**20]))
+                elif kind < 0.9:  # truncated or extended
+                    data = data[: rng.randrange(len(data))] if rng.random() < 0.5 else data + bytes(rng.randrange(64))
+                elif data:  # anywhere
+                    data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+            data = bytes(data)
+            try:
+                _load(data)
+            except CheckpointError:
+                pass
+            else:  # only a mutation that kept everything valid (whitespace, for instance) may load
+                assert hashlib.sha256(data).hexdigest()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024, peak
