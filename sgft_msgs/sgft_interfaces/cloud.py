@@ -67,8 +67,8 @@ def _field_dtype(field: Field, kind: str, allowed: Sequence[int], byteorder: str
     if field.datatype not in allowed:
         raise CloudFormatError("bad_datatype", f"field {field.name!r} has datatype {field.datatype}, expected one of "
                                f"{list(allowed)} (sensor_msgs/PointField constants)")
-    if field.count < 1:
-        raise CloudFormatError("bad_datatype", f"field {field.name!r} has count {field.count}")
+    if field.count != 1:  # x, y, z and the packed color are scalars; an array field would be read as its first item
+        raise CloudFormatError("bad_count", f"field {field.name!r} has count {field.count}, expected 1")
     code = "u4" if kind == "rgb" else POINT_FIELD_TYPES[field.datatype]
     return np.dtype(byteorder + code)
 
@@ -85,7 +85,11 @@ def cloud_view(data: bytes | bytearray | memoryview, layout: CloudLayout, requir
         if field.name in by_name:
             raise CloudFormatError("duplicate_field", f"field {field.name!r} is declared twice")
         by_name[field.name] = field
-    byteorder = ">" if layout.is_bigendian else "<"
+    # No supported driver sends big-endian clouds, and every host here is little-endian: such a flag is refused rather
+    # than trusted to describe bytes nobody has produced.
+    if layout.is_bigendian:
+        raise CloudFormatError("big_endian", "is_bigendian is set; clouds are expected little-endian")
+    byteorder = "<"
     names, formats, offsets = [], [], []
     for name in ("x", "y", "z"):
         if name not in by_name:
@@ -93,7 +97,10 @@ def cloud_view(data: bytes | bytearray | memoryview, layout: CloudLayout, requir
         formats.append(_field_dtype(by_name[name], "xyz", XYZ_TYPES, byteorder))
         names.append(name)
         offsets.append(by_name[name].offset)
-    rgb_field = next((by_name[n] for n in RGB_NAMES if n in by_name), None)
+    colors = [n for n in RGB_NAMES if n in by_name]
+    if len(colors) > 1:
+        raise CloudFormatError("ambiguous_color", f"both {' and '.join(colors)} fields: which one is the color?")
+    rgb_field = by_name[colors[0]] if colors else None
     if rgb_field is None and require_rgb:
         raise CloudFormatError("missing_field", f"no 'rgb' field (fields: {sorted(by_name)}); is the cloud colored?")
     if rgb_field is not None:

@@ -58,7 +58,6 @@ def test_realsense_layout_round_trip():
     dict(offsets={"rgb": 0, "z": 4, "x": 12, "y": 20, "intensity": 24}, point_step=32),
     dict(offsets={"rgb": 28, "z": 16, "x": 0, "y": 8}, point_step=36, xyz_type="<f8", xyz_datatype=FLOAT64,
          rgb_datatype=UINT32),
-    dict(offsets={"x": 0, "y": 4, "z": 8, "rgb": 12}, point_step=16, xyz_type=">f4", rgb_type=">u4", bigendian=True),
     dict(offsets={"x": 0, "y": 4, "z": 8, "rgb": 16}, point_step=20, height=5, row_pad=12),
 ])
 def test_other_layouts_give_the_same_points(kwargs):
@@ -111,6 +110,10 @@ MALFORMED = {
     "width larger than the data": (_with_fields(REALSENSE_FIELDS, width=51, row_step=20 * 51), "bad_data_length"),
     "height larger than the data": (_with_fields(REALSENSE_FIELDS, height=2), "bad_data_length"),
     "duplicate field": (_with_fields((FX, FY, FZ, FRGB, FX)), "duplicate_field"),
+    "array field": (_with_fields((Field("x", 0, FLOAT32, 2), FY, FZ, FRGB)), "bad_count"),
+    "zero count": (_with_fields((FX, FY, FZ, Field("rgb", 16, FLOAT32, 0))), "bad_count"),
+    "rgb and rgba": (_with_fields((FX, FY, FZ, FRGB, Field("rgba", 12, FLOAT32))), "ambiguous_color"),
+    "big-endian flag": (_with_fields(REALSENSE_FIELDS, is_bigendian=True), "big_endian"),
 }
 
 
