@@ -57,6 +57,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "estop_state_file": ("~/.ros/sgft_estop", "file that keeps the e-stop engaged across restarts"),
     "episode_state_file": ("~/.ros/sgft_policy_episode.json",
                            "the running episode, so a restarted node marks it aborted"),
+    "max_version_step": (100000, "a PolicyUpdate's version may exceed the running one by at most this; a larger "
+                                 "jump is refused (a huge version would lock out every genuine update after it)"),
     "stats_period_s": (30.0, "how often loop timing statistics are logged"),
     "tick_waits_for_inputs": (
         False,
@@ -89,6 +91,7 @@ class PolicyParameters:
     episode_file: Path
     stats_period: float
     tick_waits_for_inputs: bool  # as asked for; the node honours it under sim time only
+    max_version_step: int
 
     @classmethod
     def from_values(cls, p: Mapping[str, Any]) -> PolicyParameters:
@@ -100,6 +103,9 @@ class PolicyParameters:
             raise ParameterError(f"control_rate_hz={p['control_rate_hz']} outside [0.5, 50]")
         if not 0.0 < p["max_input_age_s"] <= 5.0:
             raise ParameterError(f"max_input_age_s={p['max_input_age_s']} outside (0, 5]")
+        step = p["max_version_step"]
+        if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= 2**32 - 1:
+            raise ParameterError(f"max_version_step={step} is not an integer in [1, 2^32 - 1]")
         if not p["checkpoint"]:
             raise ParameterError("checkpoint is empty: give the pretrained checkpoint path")
         if len(names) != len(values):
@@ -132,7 +138,8 @@ class PolicyParameters:
             joint_zero_offsets=dict(zip(JOINT_NAMES, offsets.tolist(), strict=True)), held_offset=held_offset,
             estop_file=Path(os.path.expanduser(p["estop_state_file"])),
             episode_file=Path(os.path.expanduser(p["episode_state_file"])),
-            stats_period=p["stats_period_s"], tick_waits_for_inputs=bool(p["tick_waits_for_inputs"]))
+            stats_period=p["stats_period_s"], tick_waits_for_inputs=bool(p["tick_waits_for_inputs"]),
+            max_version_step=step)
 
     @staticmethod
     def defaults() -> dict[str, Any]:

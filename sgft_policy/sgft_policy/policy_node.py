@@ -11,7 +11,8 @@ dropped because its action was not held for one control period, and an EpisodeEv
 commands at once and is persisted to a file, so it survives a restart of this node until someone clears it.
 
 This class wires parts that need no ROS: parameters (declaration table, validation), assembly (inputs, observation,
-command target and message), episode (episodes and e-stop), ticks (when the loop runs) and stats (loop timing).
+command target and message), episode (episodes and e-stop), ticks (when the loop runs), stats (loop timing)
+and weights (which PolicyUpdates are taken).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
-from sgft_core.checkpoint import CheckpointError, actor_from_bytes, actor_from_checkpoint
+from sgft_core.checkpoint import CheckpointError, actor_from_bytes, load_checkpoint
 from sgft_interfaces import (
     CLOCK_QOS,
     COMMAND_QOS,
@@ -62,6 +63,7 @@ from sgft_policy.episode import Episode, EventKind
 from sgft_policy.parameters import PARAMETERS, ParameterError, PolicyParameters
 from sgft_policy.stats import LoopStats
 from sgft_policy.ticks import TickScheduler
+from sgft_policy.weights import Refusal, RefusalLog, UpdateGate, sha256_matches
 
 
 class PolicyNode(Node):
@@ -72,15 +74,18 @@ class PolicyNode(Node):
         self.spec = p.spec
         torch.set_num_threads(1)  # one small MLP at 5 Hz; leave the cores to the learner and the camera
         try:
-            self.actor, self.policy_version = actor_from_checkpoint(p.checkpoint, self.spec.name), 0
+            checkpoint = load_checkpoint(p.checkpoint, self.spec.name)
         except (CheckpointError, OSError) as err:
             raise ParameterError(f"cannot load checkpoint {p.checkpoint!r}: {err}") from err
-        self.actor.eval()
+        self.actor, self.policy_version = checkpoint.networks.actor.eval(), 0
+        self.update_gate = UpdateGate(self.spec.name, checkpoint.network_config, 0, p.max_version_step)
         self.inputs = Inputs()
         self.observer = ObservationAssembler(self.spec, p.max_input_age, p.constants, p.joint_zero_offsets,
                                              p.held_offset)
         self.commander = Commander(self.spec, p.envelope)
         self.stats = LoopStats(p.period)
+        # counted into the stats' rejections (the periodic log line), logged once per kind per stats period
+        self.update_refusals = RefusalLog(self.stats.reject, self.get_logger().warning, interval=p.stats_period)
         self.episode = Episode(p.estop_file, p.episode_file, p.max_hold, self._event, self.get_logger())
 
         self.create_subscription(PoseStamped, Topics.ROBOT_POSE, self._on_pose, ROBOT_STATE_QOS)
@@ -146,20 +151,30 @@ class PolicyNode(Node):
             self.get_logger().warning(f"rejected {kind} (#{n}): {detail}")
 
     def _on_policy_update(self, msg: PolicyUpdate) -> None:
-        if msg.task != self.spec.name:
-            self._reject("policy_update", f"weights for task {msg.task!r}, this node runs {self.spec.name!r}")
-            return
-        if msg.version <= self.policy_version:
-            return  # the transient-local replay of a version we already run
+        # a peer's message must never stop the node: every failure is a counted refusal
         try:
-            # sha256 is mandatory here: an empty one fails the comparison, so unsigned weights are rejected.
-            actor = actor_from_bytes(bytes(msg.weights), self.spec.name, msg.sha256, self.spec.obs_dim,
-                                     self.spec.action_dim)
-        except CheckpointError as err:
-            self._reject("policy_update", f"version {msg.version}: {err}")
+            self._apply_policy_update(msg)
+        except Exception as err:
+            self.update_refusals.refuse(Refusal.ERROR, f"{type(err).__name__}: {err}", time.monotonic())
+
+    def _apply_policy_update(self, msg: PolicyUpdate) -> None:
+        now = time.monotonic()
+        refusal, reason = self.update_gate.check(msg.task, msg.version, msg.architecture)
+        if refusal is not None:
+            self.update_refusals.refuse(refusal, reason, now)
             return
-        actor.eval()
-        self.actor, self.policy_version = actor, msg.version
+        weights = bytes(msg.weights)
+        if not sha256_matches(weights, msg.sha256):  # mandatory: unsigned weights are refused
+            self.update_refusals.refuse(Refusal.HASH, f"version {msg.version}: weights do not match their sha256", now)
+            return
+        try:
+            actor = actor_from_bytes(weights, self.spec.name, msg.sha256, self.spec.obs_dim, self.spec.action_dim,
+                                     expected_config=self.update_gate.network_config)
+        except CheckpointError as err:
+            self.update_refusals.refuse(Refusal.MALFORMED, f"version {msg.version}: {err}", now)
+            return
+        self.actor, self.policy_version = actor.eval(), msg.version
+        self.update_gate.accepted(msg.version)
         self.get_logger().info(f"policy weights updated to version {msg.version}")
 
     # ------------------------------------------------------------------------------------------ episodes, e-stop

@@ -54,6 +54,7 @@ from sgft_msgs.srv import StartEpisode, StopEpisode  # noqa: E402
 
 SPEC = get_task("push")
 CONFIG = NetworkConfig(hidden_dim=32, num_layers=2)
+ARCH = json.dumps(CONFIG.to_dict())
 PUCK = np.array([0.35, 0.05, 0.02])
 
 
@@ -111,7 +112,7 @@ def adversarial_update(version: int, direction: float) -> PolicyUpdate:
         networks.actor.mean_head.bias.fill_(50.0 * direction)
         networks.actor.log_std_head.bias.fill_(-50.0)
     data, sha = actor_to_bytes(networks.actor, SPEC.name, CONFIG)
-    return PolicyUpdate(task=SPEC.name, version=version, architecture="{}", weights=list(data), sha256=sha)
+    return PolicyUpdate(task=SPEC.name, version=version, architecture=ARCH, weights=list(data), sha256=sha)
 
 
 def bad_updates(first_version: int) -> list[PolicyUpdate]:
@@ -122,12 +123,14 @@ def bad_updates(first_version: int) -> list[PolicyUpdate]:
     with torch.no_grad():
         networks.actor.mean_head.weight.fill_(float("nan"))
     data, sha = actor_to_bytes(networks.actor, SPEC.name, CONFIG)
-    nan = PolicyUpdate(task="push", version=first_version + 1, weights=list(data), sha256=sha)
+    nan = PolicyUpdate(task="push", version=first_version + 1, architecture=ARCH, weights=list(data), sha256=sha)
     hammer = get_task("hammer")
     other = build_networks(hammer.obs_dim, hammer.action_dim, CONFIG)
     data, sha = actor_to_bytes(other.actor, "hammer", CONFIG)
-    other_task = PolicyUpdate(task="hammer", version=first_version + 2, weights=list(data), sha256=sha)
-    relabelled = PolicyUpdate(task="push", version=first_version + 3, weights=list(data), sha256=sha)  # shapes
+    other_task = PolicyUpdate(task="hammer", version=first_version + 2, architecture=ARCH, weights=list(data),
+                              sha256=sha)
+    relabelled = PolicyUpdate(task="push", version=first_version + 3, architecture=ARCH, weights=list(data),
+                              sha256=sha)  # shapes
     return [wrong_sha, nan, other_task, relabelled]
 
 
@@ -192,13 +195,36 @@ def test_commands_stay_in_envelope_and_weights_hot_swap(workdir, ros):
     # the loop-timing report says how old the detections the commands were computed from were (fresh here)
     timing = json.loads(log.rsplit("loop timing ", 1)[1].splitlines()[0])
     assert 0.0 <= timing["detection_age_median_ms"] <= timing["detection_age_p99_ms"] <= 300.0, timing
-    assert "rejected policy_update (#1)" in log and "sha256" in log
-    assert log.count("rejected policy_update") == 1, "rejections must be logged once, then only counted"
+    assert "rejected policy_update_hash (#1)" in log and "sha256" in log
+    for kind in ("hash", "malformed", "task"):  # each kind logged once, then only counted
+        assert log.count(f"rejected policy_update_{kind} ") == 1, log
     steps = [(t.episode_id, t.step) for t in robot.transitions]
     assert steps == sorted(set(steps)), "a transition was duplicated or reordered"
     for t in robot.transitions:
         assert len(t.obs) == SPEC.obs_dim and len(t.next_obs) == SPEC.obs_dim and len(t.action) == SPEC.action_dim
         assert t.reward == pytest.approx(float(SPEC.reward(np.array(t.next_obs))), abs=1e-5)
+
+
+def test_a_huge_version_is_refused_and_the_genuine_next_update_still_applies(workdir, ros):
+    proc = _policy(workdir, "policy_versions")
+    robot = FakeRobot(ros)
+    try:
+        robot.run(1.0)
+        response = start_episode(ros, robot.start, step=robot.publish)
+        assert response.accepted, response.message
+        robot.run(1.0)
+        robot.update_pub.publish(adversarial_update(version=2**32 - 1, direction=+1.0))  # would lock out the rest
+        robot.run(1.0)
+        robot.update_pub.publish(adversarial_update(version=1, direction=-1.0))
+        robot.run(2.0)
+    finally:
+        stop_node(proc)
+    log = node_log(proc)
+    versions = [t.policy_version for t in robot.transitions]
+    assert 2**32 - 1 not in versions and versions[-1] == 1, versions
+    assert "rejected policy_update_version_jump (#1)" in log, log
+    timing = json.loads(log.rsplit("loop timing ", 1)[1].splitlines()[0])
+    assert timing["rejections"].get("policy_update_version_jump") == 1, timing
 
 
 def test_stale_camera_holds_and_estop_survives_restart(workdir, ros):
