@@ -110,9 +110,15 @@ class FinetuneSession(Node):
         return future.result()
 
     def _run_episode(self, evaluation: bool, seed: int = -1) -> EpisodeEvent:
-        reset = self._call(self.reset_client, ResetEpisode.Request(seed=seed), "reset")
-        if not reset.success:
-            raise SessionError(f"reset failed: {reset.message}")
+        # The reset server refuses while it still counts the last episode as running (its copy of the policy's end
+        # event can arrive after ours): ask again for a few seconds.
+        deadline = time.monotonic() + 10.0
+        while not (reset := self._call(self.reset_client, ResetEpisode.Request(seed=seed), "reset")).success:
+            if not reset.message.startswith(Services.RESET_EPISODE_RUNNING) or time.monotonic() > deadline:
+                raise SessionError(f"reset failed: {reset.message}")
+            pause = time.monotonic() + 0.2
+            while time.monotonic() < pause:  # events (the episode's end) reach the reset server meanwhile
+                rclpy.spin_once(self, timeout_sec=0.05)
         # The policy holds (and after max_hold_s aborts) without a fresh detection: start once perception has seen
         # the reset scene (at the first start of the graph that also waits for perception to come up).
         # Without perception (the object held, the rest calibrated), the robot's state of the reset scene.

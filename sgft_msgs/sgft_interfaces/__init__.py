@@ -15,6 +15,7 @@ from sgft_interfaces.qos import (
     POLICY_UPDATE_QOS,
     ROBOT_STATE_QOS,
     SENSOR_QOS,
+    SERVICE_QOS,
     STATUS_QOS,
     TRANSITION_QOS,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "POLICY_UPDATE_QOS",
     "ROBOT_STATE_QOS",
     "SENSOR_QOS",
+    "SERVICE_QOS",
     "STATUS_QOS",
     "TRANSITION_QOS",
     "Services",

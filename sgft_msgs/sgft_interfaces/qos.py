@@ -34,6 +34,10 @@ EPISODE_EVENT_QOS = QoSProfile(depth=20, reliability=ReliabilityPolicy.RELIABLE,
 # Learner status / heatmaps: periodic, the newest few are enough.
 STATUS_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
+# Services: a burst of callers (an operator console, scripts, a misbehaving peer) must each get an answer rather than
+# be dropped at the server's queue; the handlers are quick, so a deep queue costs nothing.
+SERVICE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+
 # E-stop state is latched: a node (re)started while the stop is engaged must see it at once.
 ESTOP_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                        durability=DurabilityPolicy.TRANSIENT_LOCAL, history=HistoryPolicy.KEEP_LAST)

@@ -33,5 +33,8 @@ class Services:
     STOP_EPISODE = "/sgft/stop_episode"
     # resets the scene: the simulated robot serves it; on the real robot, a homing node does
     RESET_EPISODE = "/sgft/reset_episode"
+    # how ResetEpisode's refusal begins while an episode runs: the server has asked the policy to abort it, and a
+    # caller may ask again once the episode has ended
+    RESET_EPISODE_RUNNING = "episode running"
     # std_srvs/SetBool: true engages the e-stop, false clears it
     SET_ESTOP = "/sgft/set_estop"

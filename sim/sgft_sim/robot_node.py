@@ -50,12 +50,20 @@ from trajectory_msgs.msg import JointTrajectory
 
 from sgft_core.command import scale_command
 from sgft_core.fr3 import BASE_FRAME, JOINT_NAMES, MJCF_JOINT_ZERO_OFFSET
-from sgft_interfaces import COMMAND_QOS, EPISODE_EVENT_QOS, ROBOT_STATE_QOS, SENSOR_QOS, Services, Topics
+from sgft_interfaces import (
+    COMMAND_QOS,
+    EPISODE_EVENT_QOS,
+    ROBOT_STATE_QOS,
+    SENSOR_QOS,
+    SERVICE_QOS,
+    Services,
+    Topics,
+)
 from sgft_interfaces.node_main import declared, run_node
 from sgft_interfaces.pointcloud2 import build_pointcloud2
 from sgft_interfaces.stamps import stamp_ns, stamp_problem
 from sgft_msgs.msg import EpisodeEvent, ObjectDetection
-from sgft_msgs.srv import ResetEpisode
+from sgft_msgs.srv import ResetEpisode, StopEpisode
 from sgft_sim import make_env
 from sgft_sim.base_env import ROBOT_NODE_STATE_PERIOD
 from sgft_sim.camera import CAMERA_NAMES
@@ -180,6 +188,7 @@ class SimRobotNode(Node):
         # policy's FINISHED / ABORTED event: the sim runs at time_scale, otherwise at idle_time_scale
         self.episode_under_way = False
         self.commands_expected = False  # an episode runs and the policy is not holding
+        self.episode_running = False  # from the policy's STARTED to its FINISHED / ABORTED
         self.resets = 0
         self.env.reset(seed=p.seed)
 
@@ -192,7 +201,8 @@ class SimRobotNode(Node):
                                                        SENSOR_QOS) for name in p.cameras}
         self.create_subscription(PoseStamped, p.cartesian_target_topic, self._on_command, COMMAND_QOS)
         self.create_subscription(JointTrajectory, p.joint_trajectory_topic, self._on_command, COMMAND_QOS)
-        self.create_service(ResetEpisode, Services.RESET_EPISODE, self._on_reset)
+        self.create_service(ResetEpisode, Services.RESET_EPISODE, self._on_reset, qos_profile=SERVICE_QOS)
+        self.stop_client = self.create_client(StopEpisode, Services.STOP_EPISODE)
         self.create_subscription(ObjectDetection, Topics.OBJECT_DETECTION, self._on_detection, SENSOR_QOS)
         self.create_subscription(EpisodeEvent, Topics.EPISODE_EVENTS, self._on_episode_event, EPISODE_EVENT_QOS)
         for name in p.cameras:
@@ -285,6 +295,15 @@ class SimRobotNode(Node):
             self.env.set_joint_targets(target)
 
     def _on_reset(self, request: ResetEpisode.Request, response: ResetEpisode.Response) -> ResetEpisode.Response:
+        if self.episode_running:
+            # Moving the scene under a running episode would hand the learner a transition across the reset: abort
+            # the episode first and let the caller ask again once it has ended.
+            self.stop_client.call_async(StopEpisode.Request(reason="reset requested while the episode ran"))
+            response.success = False
+            response.message = (f"{Services.RESET_EPISODE_RUNNING}: asked the policy to abort it; reset again once "
+                                "it has ended")
+            self.get_logger().warning("reset requested during an episode: aborting the episode first")
+            return response
         with self.lock:
             self.resets += 1
             seed = int(request.seed) if request.seed >= 0 else self.params.seed + self.resets
@@ -307,6 +326,7 @@ class SimRobotNode(Node):
     def _on_episode_event(self, msg: EpisodeEvent) -> None:
         with self.graph_input:
             self.commands_expected = msg.event in (EpisodeEvent.STARTED, EpisodeEvent.RESUMED)
+            self.episode_running = msg.event not in (EpisodeEvent.FINISHED, EpisodeEvent.ABORTED)
             self.episode_under_way = msg.event not in (EpisodeEvent.FINISHED, EpisodeEvent.ABORTED)
             self.graph_input.notify_all()
 

@@ -121,6 +121,20 @@ def test_negative_and_future_stamps_are_ignored_not_fatal(node):
     assert len(node.pending) == 1
 
 
+def test_a_reset_during_an_episode_aborts_it_first_and_is_refused_until_it_has_ended(node):
+    from sgft_interfaces import Services
+    from sgft_msgs.msg import EpisodeEvent
+    from sgft_msgs.srv import ResetEpisode
+
+    node._on_episode_event(EpisodeEvent(event=EpisodeEvent.STARTED, episode_id=3))
+    refused = node._on_reset(ResetEpisode.Request(seed=5), ResetEpisode.Response())
+    assert not refused.success and refused.message.startswith(Services.RESET_EPISODE_RUNNING)
+    assert node.resets == 0
+    node._on_episode_event(EpisodeEvent(event=EpisodeEvent.ABORTED, episode_id=3))
+    done = node._on_reset(ResetEpisode.Request(seed=5), ResetEpisode.Response())
+    assert done.success and node.resets == 1
+
+
 def test_bad_targets_are_refused_before_they_are_queued(node):
     node._on_command(_target([np.nan, 0.0, 0.1]))
     bad_frame = _target([0.4, 0.0, 0.02])
