@@ -2,9 +2,14 @@
 
 Every transition is validated, appended to the store and fsync'ed before the learner sees it, so a SIGKILL loses
 nothing that was acknowledged; after a restart the node reloads the store and its last checkpoint and carries on
-with the same policy version or a newer one. Updates run in a training thread at the configured UTD, so the
-subscription never stalls behind a gradient step. A store that cannot be written (disk full, permissions) stops
-training and says so in LearnerStatus: transitions are kept in memory and retried, never silently dropped.
+with the same policy version or a newer one. Any peer on the DDS domain can publish transitions, so each is checked
+against its task (sgft_learner.validation) and its place in its episode before it is stored, and the store is
+checked again as it is replayed: what the checks reject is counted by kind and never trained on. A batch of updates
+whose losses are non-finite is undone (the networks and optimizers go back to the last good batch); training goes on
+only when the replay buffer holds nothing the checks reject, and for at most MAX_ROLLBACKS bad batches in a row.
+Updates run in a training thread at the configured UTD, so the subscription never stalls behind a gradient step.
+A store that cannot be written (disk full, permissions) stops training and says so in LearnerStatus: transitions
+are kept in memory and retried, never silently dropped.
 
 The learner's settings are the `method` preset with `finetune.<field>` parameters over it, one per FinetuneConfig
 field and of its type (a `finetune:` mapping in a parameter file; "none" sets an optional field to None).
@@ -42,12 +47,16 @@ from sgft_core.overrides import NONE, coerce_fields, field_types, optional_base
 from sgft_core.tasks import get_task
 from sgft_interfaces import POLICY_UPDATE_QOS, STATUS_QOS, TRANSITION_QOS, Topics
 from sgft_interfaces.node_main import declared, run_node
+from sgft_learner.rollback import LastGood, finite
 from sgft_learner.transition_store import StoreError, TransitionStore, feed_transition
+from sgft_learner.validation import EpisodeSteps, buffer_problem, transition_problem
 from sgft_msgs.msg import LearnerStatus, PolicyUpdate, Transition
 
 FINETUNE_PREFIX = "finetune."  # the FinetuneConfig fields, a nested `finetune:` mapping in a parameter file
 CHECKPOINT_NAME = "learner.safetensors"
 STORE_NAME = "transitions.log"
+REJECTION_LOG_PERIOD_S = 10.0  # per kind, after its first rejection (logged at once)
+MAX_ROLLBACKS = 3  # bad batches in a row (on data that passed the checks) before training stops for good
 
 
 class LearnerNode(Node):
@@ -67,14 +76,17 @@ class LearnerNode(Node):
         status_period = float(declare("status_period_s", 1.0, "LearnerStatus period (wall seconds)"))
         heatmap_period = float(declare("heatmap_period_s", 2.0, "value heatmap period (wall seconds); 0 disables it"))
         self.heatmap_cells = int(declare("heatmap_cells", 24, "heatmap resolution per axis"))
+        self.max_stamp_future = float(declare("max_stamp_future_s", 1.0, "a transition stamped more than this (s) "
+                                              "ahead of this node's clock is rejected"))
         if self.method not in METHODS:
             raise ValueError(f"method={self.method!r}: choose from {', '.join(METHODS)}")
         config = self._declare_finetune_config()
         if not checkpoint:
             raise ValueError("checkpoint is empty: give the pretrained checkpoint")
-        if min(self.publish_every, self.checkpoint_every, threads) < 1 or status_period <= 0:
-            raise ValueError("publish_every_updates, checkpoint_every_updates, torch_threads and status_period_s "
-                             "must be positive")
+        if min(self.publish_every, self.checkpoint_every, threads) < 1 or min(status_period,
+                                                                              self.max_stamp_future) <= 0:
+            raise ValueError("publish_every_updates, checkpoint_every_updates, torch_threads, status_period_s and "
+                             "max_stamp_future_s must be positive")
 
         torch.set_num_threads(threads)
         self.spec = get_task(task)
@@ -87,9 +99,14 @@ class LearnerNode(Node):
         self.learner = FinetuneLearner(self.spec, pretrained.networks, config, seed=self.seed,
                                        network_config=pretrained.network_config)
         self.stats = collections.Counter()
-        self.fault = ""
+        self.rejections = collections.Counter()  # by kind (validation.transition_problem's, and "duplicate")
+        self._last_rejection_log: dict[str, float] = {}
+        # Two causes, kept apart so that one clearing does not hide the other: the store, and training itself.
+        self.store_fault = ""
+        self.train_fault = ""
+        self.rollbacks = 0  # bad batches since the last good one
         self.unstored: list[Transition] = []  # received but not yet durable (store fault); retried in order
-        self.seen: set[tuple[int, int, int, int]] = set()  # identities of stored transitions (see _identity)
+        self.steps = EpisodeSteps()  # of the transitions stored or held in `unstored`
         self.last_obs: np.ndarray | None = None
         # where the task observes its object's xy (push: the puck; hammer sees only the nail's height: none)
         self.object_xy = [self.spec.obs_names.index(name) for name in observation_sources(self.spec)["object"]
@@ -99,6 +116,7 @@ class LearnerNode(Node):
         self._rate_mark = (time.monotonic(), 0)
         self.store = TransitionStore(self.run_dir / STORE_NAME)
         self._resume()
+        self.last_good = LastGood(self.learner)
 
         self.update_pub = self.create_publisher(PolicyUpdate, Topics.POLICY_UPDATE, POLICY_UPDATE_QOS)
         self.status_pub = self.create_publisher(LearnerStatus, Topics.LEARNER_STATUS, STATUS_QOS)
@@ -162,10 +180,22 @@ class LearnerNode(Node):
         """Reload every stored transition and the last learner checkpoint (weights, progress counters)."""
         if self.store.truncated_bytes:
             self.get_logger().warning(f"store: cut off a torn last record ({self.store.truncated_bytes} bytes)")
+        skipped = collections.Counter()
         for payload in self.store:
             msg = deserialize_message(payload, Transition)
-            self.seen.add(_identity(msg))
+            # No clock check: the stamps were checked on arrival, and sim time may have started over since.
+            kind, detail = transition_problem(msg, self.spec)
+            if not kind and not self.steps.accept(msg.episode_id, msg.step):
+                kind, detail = "duplicate", f"episode {msg.episode_id} step {msg.step} stored before"
+            if kind:
+                if not skipped:
+                    self.get_logger().warning(f"store: skipping records the checks reject, first: {kind}: {detail}")
+                skipped[kind] += 1
+                continue
             self._feed(msg)
+        if skipped:
+            self.get_logger().warning(f"store: skipped {sum(skipped.values())} record(s) ({dict(skipped)})")
+        self.skipped_on_resume = sum(skipped.values())
         path = self.run_dir / CHECKPOINT_NAME
         if not path.exists():
             return
@@ -181,33 +211,32 @@ class LearnerNode(Node):
                                f"policy version {learner.policy_version}, {learner.updates_due()} updates owed")
 
     # ------------------------------------------------------------------------------------------ data in
-    def _valid(self, msg: Transition) -> str:
-        spec = self.spec
-        if msg.task != spec.name:
-            return f"task {msg.task!r} is not {spec.name!r}"
-        if len(msg.obs) != spec.obs_dim or len(msg.next_obs) != spec.obs_dim or len(msg.action) != spec.action_dim:
-            return (f"lengths obs {len(msg.obs)}, next_obs {len(msg.next_obs)}, action {len(msg.action)}; expected "
-                    f"{spec.obs_dim}, {spec.obs_dim}, {spec.action_dim}")
-        values = np.concatenate([msg.obs, msg.next_obs, msg.action, [msg.reward]])
-        if not np.isfinite(values).all():
-            return "non-finite values"
-        if np.abs(np.asarray(msg.action)).max() > 1.0 + 1e-6:
-            return "action outside [-1, 1]"
-        return ""
+    @property
+    def fault(self) -> str:
+        """Why training is stopped, or "" (LearnerStatus.fault)."""
+        return "; ".join(f for f in (self.store_fault, self.train_fault) if f)
+
+    def _reject(self, kind: str, detail: str) -> None:
+        """Count a rejection; log the first of each kind at once, then at most every REJECTION_LOG_PERIOD_S."""
+        self.rejections[kind] += 1
+        now = time.monotonic()
+        if now - self._last_rejection_log.get(kind, -math.inf) >= REJECTION_LOG_PERIOD_S:
+            self._last_rejection_log[kind] = now
+            self.get_logger().warning(f"rejected transition ({kind}, {self.rejections[kind]} so far): {detail}")
 
     def _on_transition(self, msg: Transition) -> None:
         self.stats["received"] += 1
-        problem = self._valid(msg)
-        if problem:
+        kind, detail = transition_problem(msg, self.spec, self.get_clock().now().nanoseconds, self.max_stamp_future)
+        if kind:
             self.stats["rejected"] += 1
-            if self.stats["rejected"] == 1 or self.stats["rejected"] % 100 == 0:
-                self.get_logger().warning(f"rejected transition #{self.stats['rejected']}: {problem}")
+            self._reject(kind, detail)
             return
-        identity = _identity(msg)
-        if identity in self.seen:
-            self.stats["duplicates"] += 1  # the publisher's transient-local replay after our restart
+        if not self.steps.accept(msg.episode_id, msg.step):
+            # Not in transitions_rejected: the policy node's transient-local replay after our restart lands here
+            # by the hundred, and is expected.
+            self._reject("duplicate", f"episode {msg.episode_id} step {msg.step} is at or before its last stored "
+                         f"step {self.steps.last[msg.episode_id]}")
             return
-        self.seen.add(identity)
         self.unstored.append(msg)
         self._flush_unstored()
 
@@ -218,16 +247,17 @@ class LearnerNode(Node):
             try:
                 self.store.append(serialize_message(msg))
             except StoreError as err:
-                if not self.fault:
+                if not self.store_fault:
                     self.get_logger().error(f"training stopped: {err}; {len(self.unstored)} transition(s) held in "
                                             "memory until the store is writable again")
-                self.fault = str(err)
+                self.store_fault = str(err)
                 return
             self.unstored.pop(0)
             self._feed(msg)
-        if self.fault:
-            self.get_logger().warning("store writable again: training resumes")
-            self.fault = ""
+        if self.store_fault:
+            self.store_fault = ""
+            self.get_logger().warning("store writable again" + (
+                f", but training stays stopped: {self.train_fault}" if self.train_fault else ": training resumes"))
 
     def _feed(self, msg: Transition) -> None:
         feed_transition(self.learner, msg)
@@ -247,17 +277,20 @@ class LearnerNode(Node):
                 continue
             started = time.perf_counter()
             try:
-                self.losses = self.learner.update(min(due, self.publish_every))
+                losses = self.learner.update(min(due, self.publish_every))
             except Exception as err:  # noqa: BLE001 - a failed update must stop training loudly, not kill the node
-                self.fault = f"update failed: {err!r}"
-                self.get_logger().error(self.fault)
+                self.train_fault = f"update failed: {err!r}"
+                self.get_logger().error(self.train_fault)
                 continue
             busy_s += time.perf_counter() - started
             trained = True
-            if not all(math.isfinite(v) for v in self.losses.values()):
-                self.fault = f"non-finite losses {self.losses}: training stopped, last good weights kept"
-                self.get_logger().error(self.fault)
+            if not finite(losses):
+                self._roll_back(losses)
                 continue
+            self.losses, self.rollbacks = losses, 0
+            # every good batch (publish_every updates at most): a rollback never goes back past the weights already
+            # published, and copying the small networks costs little next to the batch's gradient steps
+            self.last_good.snapshot()
             if self.learner.policy_version != self.published_version:
                 self._publish_weights()
             if self.learner.updates_done - last_checkpoint >= self.checkpoint_every:
@@ -266,6 +299,24 @@ class LearnerNode(Node):
                     f"checkpoint at {self.learner.updates_done} updates; "
                     f"{(self.learner.updates_done - last_checkpoint) / max(busy_s, 1e-9):.1f} updates/s while training")
                 last_checkpoint, busy_s = self.learner.updates_done, 0.0
+
+    def _roll_back(self, losses: dict[str, float]) -> None:
+        """Undo a batch with non-finite losses: back to the last good batch's networks and optimizers (its weights
+        were published, the bad ones never are). Train on only if the data cannot be the cause and it keeps
+        happening no more than MAX_ROLLBACKS times in a row."""
+        bad = {name: value for name, value in losses.items() if not math.isfinite(value)}
+        restored = self.last_good.restore()
+        self.rollbacks += 1
+        what = f"non-finite losses {bad}: rolled back to the networks after update {restored}"
+        problem = buffer_problem(self.learner.real, self.spec)
+        if problem:
+            self.train_fault = f"{what}; training stopped: {problem}"
+        elif self.rollbacks >= MAX_ROLLBACKS:
+            self.train_fault = f"{what}; training stopped: {self.rollbacks} bad batches in a row"
+        else:
+            self.get_logger().warning(f"{what}; training resumes ({self.rollbacks} in a row)")
+            return
+        self.get_logger().error(self.train_fault)
 
     def _publish_weights(self) -> None:
         version = self.learner.policy_version
@@ -292,7 +343,8 @@ class LearnerNode(Node):
         rate = (done - self._rate_mark[1]) / max(1e-6, now - self._rate_mark[0])
         self._rate_mark = (now, done)
         msg = LearnerStatus(task=self.spec.name, variant=self.method, transitions_received=self.stats["received"],
-                            transitions_stored=self.store.records, transitions_rejected=self.stats["rejected"],
+                            transitions_stored=self.store.records - self.skipped_on_resume,
+                            transitions_rejected=self.stats["rejected"],
                             gradient_updates=done, policy_version=self.learner.policy_version,
                             training=not self.fault and self.learner.updates_due() > 0, fault=self.fault,
                             critic_loss=self.losses.get("critic_loss", math.nan),
@@ -300,7 +352,7 @@ class LearnerNode(Node):
                             dynamics_loss=self.losses.get("dynamics_loss", math.nan), updates_per_second=rate)
         msg.header.stamp = self.get_clock().now().to_msg()
         self.status_pub.publish(msg)
-        if self.fault and self.unstored:
+        if self.store_fault and self.unstored:
             self._flush_unstored()  # retry the store once a period, not per message
 
     def _publish_heatmap(self) -> None:
@@ -345,11 +397,6 @@ class LearnerNode(Node):
             self._checkpoint()
             self.store.close()
         super().destroy_node()
-
-
-def _identity(msg: Transition) -> tuple[int, int, int, int]:
-    """A transition's identity across restarts of either node: when it was published, and where in which episode."""
-    return msg.header.stamp.sec, msg.header.stamp.nanosec, msg.episode_id, msg.step
 
 
 def _marker(ns: str, marker_id: int, kind: int, stamp) -> Marker:

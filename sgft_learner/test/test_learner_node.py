@@ -26,6 +26,7 @@ pytestmark = [RERUN_MULTIPROCESS, pytest.mark.faults]  # (why reruns: sgft_testi
 isolate_domain()
 
 import rclpy  # noqa: E402
+from rclpy.serialization import deserialize_message  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from sgft_core.checkpoint import save_checkpoint  # noqa: E402
@@ -49,6 +50,7 @@ def transition(episode: int, step: int, rng: np.random.Generator, **fields) -> T
                      action=rng.uniform(-1, 1, 2).astype(np.float32).tolist(),
                      reward=float(SPEC.reward(next_obs)), next_obs=next_obs.tolist(),
                      truncated=step == SPEC.episode_length - 1)
+    msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(time.time_ns(), 10**9)  # a zero stamp is rejected
     for key, value in fields.items():
         setattr(msg, key, value)
     return msg
@@ -179,7 +181,7 @@ def test_store_rejections_weights_and_resume_after_sigkill(workdir, ros):
         stop_node(proc, sig="kill")  # SIGKILL mid-training
     stored = list(TransitionStore(run_dir / "transitions.log"))
     assert len(stored) == len(good), "the store lost or gained transitions"
-    assert node_log(proc).count("rejected transition") == 1, "rejections must be logged once, then counted"
+    assert node_log(proc).count("rejected transition") == len(bad), "rejections must be logged once per kind"
 
     peer.status.clear()
     proc = _learner(workdir, run_dir, "learner2")
@@ -192,6 +194,38 @@ def test_store_rejections_weights_and_resume_after_sigkill(workdir, ros):
         assert "stored transitions" in node_log(proc)
     finally:
         stop_node(proc)
+
+
+def test_a_huge_transition_is_rejected_and_training_goes_on(workdir, ros):
+    """Finite but absurd values (1e30) passed the old checks, turned the losses NaN and stayed in the store: now it
+    is rejected and counted, never stored, and training goes on with genuine transitions."""
+    rng = np.random.default_rng(5)
+    run_dir = workdir / "run_huge"
+    first = [transition(1, s, rng) for s in range(SPEC.episode_length)] + [transition(2, s, rng) for s in range(10)]
+    huge = [transition(2, 10, rng, obs=[1e30, 1e30, 1e30, 1e30], next_obs=[1e30, 1e30, 1e30, 1e30]),
+            transition(2, 10, rng, reward=1e30)]
+    later = [transition(2, s, rng) for s in range(10, SPEC.episode_length)]  # the rest of the episode
+    proc = _learner(workdir, run_dir, "learner_huge")
+    peer = Peer(ros)
+    try:
+        peer.wait_for_learner()
+        peer.send(first + huge)
+        assert spin_until(ros, lambda: peer.latest().transitions_rejected == len(huge)
+                          and peer.latest().transitions_stored == len(first), 30), node_log(proc)
+        updates = peer.latest().gradient_updates
+        peer.send(later)
+        assert spin_until(ros, lambda: peer.latest().transitions_stored == len(first) + len(later)
+                          and peer.latest().gradient_updates > updates and not peer.latest().training, 60), \
+            node_log(proc)
+        status = peer.latest()
+        assert not status.fault and np.isfinite([status.critic_loss, status.actor_loss]).all()
+    finally:
+        stop_node(proc)
+    stored = [deserialize_message(p, Transition) for p in TransitionStore(run_dir / "transitions.log")]
+    assert len(stored) == len(first) + len(later)
+    assert max(np.abs(m.obs).max() for m in stored) < 2 and max(abs(m.reward) for m in stored) < 10
+    log = node_log(proc)
+    assert "rejected transition (obs_bounds" in log and "rejected transition (reward_bounds" in log
 
 
 def _mount_tmpfs(path: Path, size: str) -> bool:
