@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from sgft_core.tasks import TaskSpec
+from sgft_interfaces.stamps import stamp_problem
 
-NS_PER_S = 1_000_000_000
 # Episode ids count episodes of a policy node and survive its restarts: at 8 s or more per episode, a billion of
 # them is centuries of robot time, so a larger id is no counter.
 MAX_EPISODE_ID = 1_000_000_000
@@ -42,27 +42,13 @@ def reward_bound(spec: TaskSpec) -> float:
     return bound
 
 
-def stamp_problem(sec: int, nanosec: int, now_ns: int | None, max_future_s: float) -> str:
-    """Why a header stamp is not the time of a real step, or "". `now_ns`: this node's clock; None or 0 (not known
-    yet, as under sim time before the first /clock, or a replay of the store) skips the future check."""
-    if sec < 0:
-        return f"negative stamp ({sec} s)"
-    if nanosec >= NS_PER_S:
-        return f"stamp nanosec {nanosec} ≥ 1e9"
-    ns = sec * NS_PER_S + nanosec
-    if ns == 0:
-        return "zero stamp (never set)"
-    if now_ns and ns - now_ns > max_future_s * NS_PER_S:
-        return f"stamp {(ns - now_ns) / NS_PER_S:.3f} s in the future (more than {max_future_s} s)"
-    return ""
-
-
 def transition_problem(msg: Any, spec: TaskSpec, now_ns: int | None = None,
                        max_future_s: float = 1.0) -> tuple[str, str]:
     """(kind, detail) of the first check a Transition message fails, or ("", "") when it passes them all.
 
     Kinds: task, length, non_finite, obs_bounds, action_bounds, reward_bounds, episode_id, step, stamp. Pure: the
-    node's clock comes in as `now_ns` (see stamp_problem)."""
+    node's clock comes in as `now_ns` (None or 0: not known yet, or a replay of the store; the future is then not
+    checked)."""
     if msg.task != spec.name:
         return "task", f"task {msg.task!r} is not {spec.name!r}"
     if len(msg.obs) != spec.obs_dim or len(msg.next_obs) != spec.obs_dim or len(msg.action) != spec.action_dim:
@@ -85,7 +71,7 @@ def transition_problem(msg: Any, spec: TaskSpec, now_ns: int | None = None,
         return "episode_id", f"episode id {msg.episode_id} > {MAX_EPISODE_ID}"
     if msg.step >= spec.episode_length:
         return "step", f"step {msg.step} ≥ the episode length {spec.episode_length}"
-    problem = stamp_problem(msg.header.stamp.sec, msg.header.stamp.nanosec, now_ns, max_future_s)
+    problem = stamp_problem(msg.header.stamp, now_ns or 0, max_future_s)
     if problem:
         return "stamp", problem
     return "", ""
