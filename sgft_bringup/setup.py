@@ -12,6 +12,7 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),
         ("share/" + package_name + "/config", glob("config/*.yaml") + glob("config/*.xml")),
+        ("share/" + package_name + "/config/profiles", glob("config/profiles/*.yaml")),
         ("share/" + package_name + "/launch", glob("launch/*.launch.py")),
         ("share/" + package_name + "/rviz", glob("rviz/*.rviz")),
         ("share/" + package_name + "/checkpoints", glob("checkpoints/*")),
@@ -26,5 +27,7 @@ setup(
     entry_points={"console_scripts": [
         "run_graph = sgft_bringup.run_graph:main",
         "finetune_session = sgft_bringup.finetune_session:main",
+        "profiles = sgft_bringup.profiles:main",
+        "site = sgft_bringup.site:main",
     ]},
 )

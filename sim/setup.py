@@ -18,5 +18,6 @@ setup(
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},  # colcon picks pytest from here (tests_require is gone)
     entry_points={"console_scripts": ["bench_env = sgft_sim.bench_env:main", "benchmark = sgft_sim.benchmark:main",
-                                       "pretrain = sgft_sim.pretrain:main", "evaluate = sgft_sim.evaluate:main"]},
+                                       "pretrain = sgft_sim.pretrain:main", "evaluate = sgft_sim.evaluate:main",
+                                       "robot_node = sgft_sim.robot_node:main"]},
 )

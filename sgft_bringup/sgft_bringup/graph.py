@@ -2,7 +2,8 @@
 
 The launch files (`ros2 launch sgft_bringup sim_finetune.launch.py`) and `python -m sgft_bringup.run_graph` (for
 machines without `ros2 launch`, like the PyPI wheels) both build the graph from `graph_nodes()`, so the two ways of
-starting it cannot drift apart.
+starting it cannot drift apart. Parameters, later ones winning: the task YAML, the robot profile's names
+(profiles.py), in real mode the site file's values (site.py), then the caller's overrides.
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ from pathlib import Path
 
 import yaml
 
+from sgft_bringup.profiles import load_profile, node_parameters
+from sgft_bringup.site import Site, check_not_simulated, graph_overrides, load_site
 from sgft_core.overrides import merge
 from sgft_core.tasks import TASKS
 from sgft_interfaces.share import installed_share
+
+DEFAULT_PROFILE = "sim"
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ def load_config(task: str, config_file: str | os.PathLike | None = None) -> dict
         raise ValueError(f"unknown task {task!r}; known: {', '.join(TASKS)}")
     path = Path(config_file) if config_file else share_dir() / "config" / f"{task}.yaml"
     if not path.is_file():
-        shipped = sorted(p.stem for p in (share_dir() / "config").glob("*.yaml"))
+        shipped = sorted(p.stem for p in (share_dir() / "config").glob("*.yaml") if p.stem in TASKS)
         raise ValueError(f"no graph configuration for {task}: {path} does not exist (shipped: "
                          f"{', '.join(shipped)}); give one with --config (launch: config:=...), or fine-tune "
                          f"{task} without ROS: python -m sgft_sim.benchmark --tasks {task}")
@@ -62,11 +67,54 @@ def load_config(task: str, config_file: str | os.PathLike | None = None) -> dict
     return config
 
 
+def simulated_extrinsics() -> list[list[float]]:
+    """Every camera pose the shipped task YAMLs hold: the simulator's cameras, which a site must not claim as its
+    calibration."""
+    poses = []
+    for task in TASKS:
+        try:
+            values = load_config(task).get("sgft_perception", {}).get("extrinsics", [])
+        except ValueError:  # a task without a shipped YAML has no camera to compare with
+            continue
+        poses += [list(values[i:i + 7]) for i in range(0, len(values) - 6, 7)]
+    return poses
+
+
+def resolve_site(task: str, mode: str, profile: str | None = None,
+                 site: str | os.PathLike | Site | None = None) -> tuple[str, Site | None]:
+    """(robot profile name, site) for a graph. Real mode needs a calibrated site file and takes its profile; sim
+    mode takes `profile` (default: the simulated robot's names) and no site."""
+    if mode not in ("sim", "real"):
+        raise ValueError(f"mode must be 'sim' or 'real', got {mode!r}")
+    if mode == "sim":
+        return profile or DEFAULT_PROFILE, None
+    if site is None:
+        raise ValueError("real mode needs a site file (--site PATH, launch: site:=PATH): your robot profile, "
+                         "robot_ip, camera serials and calibrated extrinsics, colours, home pose; start from "
+                         f"{share_dir() / 'config' / 'site_template.yaml'}")
+    loaded = site if isinstance(site, Site) else load_site(site, task)
+    check_not_simulated(loaded, simulated_extrinsics())
+    if profile is not None and profile != loaded.robot_profile:
+        raise ValueError(f"--profile {profile} differs from the site file's robot_profile {loaded.robot_profile}; "
+                         "in real mode the site names the robot profile (leave --profile out or change the site)")
+    return loaded.robot_profile, loaded
+
+
 def graph_config(task: str, config_file: str | os.PathLike | None = None,
-                 overrides: dict[str, dict] | None = None) -> dict[str, dict]:
-    """The task's YAML with per-node parameter overrides ({node: {param: value}}, nested parameters as mappings)
-    merged in: what graph_nodes starts and the session reads."""
-    return merge(load_config(task, config_file), overrides or {})
+                 overrides: dict[str, dict] | None = None, mode: str = "sim", profile: str | None = None,
+                 site: str | os.PathLike | Site | None = None) -> dict[str, dict]:
+    """The task's YAML, the robot profile's names, in real mode the site's values, then per-node parameter
+    overrides ({node: {param: value}}, nested parameters as mappings) merged in: what graph_nodes starts and the
+    session reads. ValueError (ProfileError, SiteError) when the profile or site cannot serve the task."""
+    config = load_config(task, config_file)
+    name, loaded = resolve_site(task, mode, profile, site)
+    if loaded is None:
+        layer = node_parameters(load_profile(name, kind="robot"), task)
+    else:
+        layer = graph_overrides(loaded, task, config.get("sgft_perception"))
+    # only nodes the YAML configures: insert's graph has no perception, a real graph no simulated robot
+    config = merge(config, {node: params for node, params in layer.items() if node in config})
+    return merge(config, overrides or {})
 
 
 def has_perception(config: dict[str, dict]) -> bool:
@@ -77,13 +125,12 @@ def has_perception(config: dict[str, dict]) -> bool:
 
 
 def graph_nodes(task: str, mode: str = "sim", config_file: str | os.PathLike | None = None,
-                overrides: dict[str, dict] | None = None) -> list[GraphNode]:
+                overrides: dict[str, dict] | None = None, profile: str | None = None,
+                site: str | os.PathLike | Site | None = None) -> list[GraphNode]:
     """The nodes of the fine-tuning graph. mode "sim": the simulated robot stands in for robot + cameras and
-    publishes /clock, so every other node runs on sim time. mode "real": the Franka and RealSense drivers (started by
-    real_finetune.launch.py) provide those topics instead."""
-    if mode not in ("sim", "real"):
-        raise ValueError(f"mode must be 'sim' or 'real', got {mode!r}")
-    config = graph_config(task, config_file, overrides)
+    publishes /clock, so every other node runs on sim time, with the names of `profile` (default "sim"). mode
+    "real": the robot and camera drivers provide those topics instead, named by the site file's robot profile."""
+    config = graph_config(task, config_file, overrides, mode, profile, site)
     sim_time = {"use_sim_time": mode == "sim"}
     nodes = []
     if mode == "sim":
@@ -102,11 +149,12 @@ def graph_nodes(task: str, mode: str = "sim", config_file: str | os.PathLike | N
 
 
 def session_parameters(task: str, mode: str = "sim", config_file: str | os.PathLike | None = None,
-                       overrides: dict[str, dict] | None = None) -> dict:
+                       overrides: dict[str, dict] | None = None, profile: str | None = None,
+                       site: str | os.PathLike | Site | None = None) -> dict:
     """Parameters of the fine-tuning session (sgft_bringup.finetune_session) for this graph: its YAML section and
     overrides, sim time in "sim" mode, and, unless set, whether to wait for perception's detection of each reset scene
     (only where the graph has a perception node)."""
-    config = graph_config(task, config_file, overrides)
+    config = graph_config(task, config_file, overrides, mode, profile, site)
     params = dict(config.get("sgft_finetune_session", {}))
     params["use_sim_time"] = mode == "sim"
     params.setdefault("wait_for_detection", has_perception(config))

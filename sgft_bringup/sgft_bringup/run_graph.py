@@ -4,8 +4,12 @@
     python -m sgft_bringup.run_graph --task push --session       # + a fine-tuning session; exits when it is done
     python -m sgft_bringup.run_graph --task push --set sgft_sim_robot.time_scale=1.0
     python -m sgft_bringup.run_graph --task push --set sgft_learner.finetune.horizon=none
+    python -m sgft_bringup.run_graph --task push --profile crisp          # the sim robot speaks crisp's names
+    python -m sgft_bringup.run_graph --task push --mode real --site ~/sgft_site.yaml   # drivers already running
 
-Each node gets a parameter file written from the task's YAML (same values the launch files pass). Node output goes
+Each node gets a parameter file written from the task's YAML, the robot profile and, in real mode, the site file
+(same values the launch files pass), and starts as the installed executable a launch file runs
+(<prefix>/lib/<package>/<executable>, from the ament index), so both ways run the same code. Node output goes
 to <log-dir>/<node>.log; a node that exits unexpectedly is reported at once, and the others keep running (the
 policy node holds the robot when its inputs go stale), so a crash never turns into a silent hang.
 """
@@ -25,6 +29,7 @@ from pathlib import Path
 import yaml
 
 from sgft_bringup.graph import TASKS, GraphNode, graph_nodes, session_parameters, transport_environment
+from sgft_bringup.profiles import available as available_profiles
 from sgft_core import overrides as key_value
 
 
@@ -59,12 +64,37 @@ def clean_shared_memory() -> None:
         print(f"run_graph: shared memory of dead processes freed ({', '.join(cleaned)})", flush=True)
 
 
+def executable(package: str, name: str) -> str:
+    """The installed console script `ros2 run package name` and launch_ros start: <prefix>/lib/<package>/<name>.
+    ValueError with what to do when the package is not built or lacks it."""
+    try:
+        from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+    except ImportError as err:
+        raise ValueError(f"ament_index_python is not installed ({err}); source setup.bash") from None
+    try:
+        prefix = Path(get_package_prefix(package))
+    except PackageNotFoundError:
+        raise ValueError(f"package {package} is not built: run `make build` (colcon build) and source "
+                         "setup.bash") from None
+    path = prefix / "lib" / package / name
+    if not os.access(path, os.X_OK):
+        raise ValueError(f"{path} does not exist: {package} was built without its `{name}` console script; "
+                         f"rebuild it (colcon build --packages-select {package}) and source setup.bash")
+    return str(path)
+
+
+def node_command(node: GraphNode, params_file: Path) -> list[str]:
+    # the installed script has a shebang to the venv's python; run it with this interpreter so the environment
+    # (PYTHONPATH, a source checkout first) is the one run_graph was started with
+    return [sys.executable, executable(node.package, node.executable), "--ros-args", "-r", f"__node:={node.name}",
+            "--params-file", str(params_file)]
+
+
 def start(node: GraphNode, params_dir: Path, log_dir: Path) -> subprocess.Popen:
     params_file = params_dir / f"{node.name}.yaml"
     params_file.write_text(yaml.safe_dump({node.name: {"ros__parameters": node.parameters}}))
+    cmd = node_command(node, params_file)
     log = open(log_dir / f"{node.name}.log", "w")  # noqa: SIM115 - closed when the process is reaped
-    cmd = [sys.executable, "-m", node.module, "--ros-args", "-r", f"__node:={node.name}",
-           "--params-file", str(params_file)]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     proc.log = log  # type: ignore[attr-defined]
     return proc
@@ -90,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", default="push", choices=TASKS)
     parser.add_argument("--mode", default="sim", choices=("sim", "real"))
     parser.add_argument("--config", help="parameter YAML (default: the package's config/<task>.yaml)")
+    parser.add_argument("--profile", choices=available_profiles(),
+                        help="robot interface profile (config/profiles; default: sim; real mode: the site's)")
+    parser.add_argument("--site", help="site file (required in real mode; config/site_template.yaml documents it)")
     parser.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                         help="override one parameter (repeatable)")
     parser.add_argument("--session", action="store_true", help="run a fine-tuning session, then stop the graph")
@@ -98,8 +131,13 @@ def main(argv: list[str] | None = None) -> int:
 
     overrides = parse_overrides(args.set)
     try:
-        nodes = graph_nodes(args.task, args.mode, args.config, overrides)
-    except ValueError as err:  # a task without a parameter file: say so, start nothing
+        nodes = graph_nodes(args.task, args.mode, args.config, overrides, args.profile, args.site)
+        commands = {node.name: executable(node.package, node.executable) for node in nodes}
+        if args.session:
+            commands["sgft_finetune_session"] = executable("sgft_bringup", "finetune_session")
+            session_params = session_parameters(args.task, args.mode, args.config, overrides, args.profile,
+                                                args.site)
+    except ValueError as err:  # no parameter file, a bad profile or site, a package not built: start nothing
         parser.error(str(err))
     os.environ.update(transport_environment())  # inherited by the nodes and the session
     clean_shared_memory()
@@ -122,14 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_graph: started {', '.join(procs)} (logs in {log_dir}/)", flush=True)
         session = None
         if args.session:
-            params = session_parameters(args.task, args.mode, args.config, overrides)
+            params = session_params
             session_node = GraphNode("sgft_finetune_session", "sgft_bringup", "sgft_bringup.finetune_session",
                                      "finetune_session", params)
             params_file = params_dir / "sgft_finetune_session.yaml"
             params_file.write_text(yaml.safe_dump({session_node.name: {"ros__parameters": params}}))
             # the session prints progress to this terminal
-            session = subprocess.Popen([sys.executable, "-m", session_node.module, "--ros-args", "-r",
-                                        f"__node:={session_node.name}", "--params-file", str(params_file)])
+            session = subprocess.Popen(node_command(session_node, params_file))
         reported: set[str] = set()
         while not interrupted:
             for name, proc in procs.items():

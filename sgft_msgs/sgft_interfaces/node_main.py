@@ -3,6 +3,7 @@ and `declared` (a parameter declared with its type, default and description, rea
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 
 import rclpy
@@ -14,22 +15,39 @@ from rclpy.node import Node
 def run_node(make_node: Callable[[], Node], name: str, refuse: tuple[type[BaseException], ...] = (ValueError,),
              args: list[str] | None = None) -> int:
     """Run a node until Ctrl-C or shutdown. A `refuse` exception from its constructor (a bad parameter, an
-    unreadable checkpoint) stops the start-up loudly with exit code 2: never run with a guessed value."""
+    unreadable checkpoint) stops the start-up loudly with exit code 2: never run with a guessed value. Ctrl-C, once
+    or repeatedly (a launch system sends SIGINT, an impatient operator again), stops it cleanly with exit code 0."""
     rclpy.init(args=args)
     try:
         node = make_node()
     except refuse as err:
         rclpy.logging.get_logger(name).fatal(f"refusing to start: {err}")
-        rclpy.try_shutdown()
+        _shutdown(None)
         return 2
+    except KeyboardInterrupt:  # stopped while starting up
+        _shutdown(None)
+        return 0
     try:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+        _shutdown(node)
     return 0
+
+
+def _shutdown(node: Node | None) -> None:
+    """Destroy the node and shut rclpy down; a further Ctrl-C meanwhile must not interrupt it halfway (a
+    KeyboardInterrupt inside destroy_node leaves a traceback and maybe a half-written file), so SIGINT is ignored
+    from here on: the process is already on its way out."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        if node is not None:
+            node.destroy_node()
+    except KeyboardInterrupt:  # raised before the handler above took over
+        pass
+    finally:
+        rclpy.try_shutdown()
 
 
 def declared(node: Node, name: str, default, description: str):
