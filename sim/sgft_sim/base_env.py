@@ -20,7 +20,14 @@ from sgft_core.command import command_target, task_envelope
 from sgft_core.fr3 import JOINT_NAMES, MJCF_JOINT_ZERO_OFFSET
 from sgft_core.safety import SafetyEnvelope
 from sgft_core.tasks import TaskSpec
-from sgft_sim.camera import CAMERAS_XML, PointCloud, render_point_cloud
+from sgft_sim.camera import (
+    CAMERAS_XML,
+    PointCloud,
+    camera_to_base,
+    intrinsics,
+    render_color,
+    render_point_cloud,
+)
 from sgft_sim.proxies import ProxyConfig
 from sgft_sim.robot import HOME_Q, FrankaArm, ImpedanceGains, build_model_xml
 
@@ -270,6 +277,39 @@ class FrankaTaskEnv(gym.Env):
         if key not in self._renderers:
             self._renderers[key] = mujoco.Renderer(self.model, height=height, width=width)
         return render_point_cloud(self._renderers[key], self.model, self.data, camera, render_arm=render_arm)
+
+    def color_image(self, camera: str = "camera1", width: int = 848, height: int = 480,
+                    render_arm: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """`camera`'s RGB image (height, width, 3) uint8 and its intrinsics K (3×3); the calibration marker on the
+        hand is always drawn, the arm's meshes unless render_arm=False."""
+        key = (width, height)
+        if key not in self._renderers:
+            self._renderers[key] = mujoco.Renderer(self.model, height=height, width=width)
+        return (render_color(self._renderers[key], self.model, self.data, camera, render_arm=render_arm),
+                intrinsics(self.model, camera, width, height))
+
+    def camera_pose(self, camera: str = "camera1") -> np.ndarray:
+        """4×4 pose of `camera`'s optical frame in the base frame (the sim's color and depth optical frames coincide):
+        the truth a calibration is graded against."""
+        mujoco.mj_kinematics(self.model, self.data)
+        return camera_to_base(self.model, self.data, camera)
+
+    def marker_pose(self) -> np.ndarray:
+        """4×4 pose of the calibration marker (sgft_sim.robot's ArUco frame) in the base frame."""
+        mujoco.mj_kinematics(self.model, self.data)
+        body = self.model.body("aruco_marker").id
+        pose = np.eye(4)
+        pose[:3, :3], pose[:3, 3] = self.data.xmat[body].reshape(3, 3), self.data.xpos[body]
+        return pose
+
+    def marker_in_ee(self) -> np.ndarray:
+        """4×4 pose of the marker in the end-effector frame that the robot's pose topic reports (the task's ee site):
+        the mounting a calibration on the real robot takes as a parameter."""
+        ee = np.eye(4)
+        mujoco.mj_kinematics(self.model, self.data)
+        site = self.arm.ee_site
+        ee[:3, :3], ee[:3, 3] = self.data.site_xmat[site].reshape(3, 3), self.data.site_xpos[site]
+        return np.linalg.inv(ee) @ self.marker_pose()
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

@@ -22,6 +22,7 @@ import os
 import re
 from dataclasses import dataclass
 
+import cv2
 import mujoco
 import numpy as np
 
@@ -35,6 +36,58 @@ FR3_JOINT_LIMITS = tuple(zip((JOINT_LOW - MJCF_JOINT_ZERO_OFFSET).tolist(),
 HOME_Q = np.array([0.0, 0.3, 0.0, -2.2, 0.0, 0.9, 0.785])
 # The envs (and so the policies trained in them) use this MJCF's joint readings; the simulated robot node publishes
 # and accepts the FR3's, as franka_ros2 does: FR3 reading = MJCF reading + MJCF_JOINT_ZERO_OFFSET.
+
+
+# The calibration target: an ArUco marker (DICT_4X4_50, id 0) on a bracket in front of the hand, tilted 45° so that
+# with the gripper pointing down it faces forward and up, towards the cameras in front of the table (≈30-45° off
+# the line of sight of camera1 and camera2 over the push workspace). Its frame (body "aruco_marker", in fr3_link7):
+# origin at the marker's centre on its black surface, x to the right and y up in the marker image, z out of the
+# marker: the convention of cv2.aruco's pose estimate, so the detected pose and this body's pose are the same frame.
+# Black and white, so it never passes an HSV threshold for a colored object.
+ARUCO_DICTIONARY = "DICT_4X4_50"
+ARUCO_ID = 0
+MARKER_LENGTH = 0.08  # m, outer edge of the black border (what the detector's corners span)
+MARKER_QUIET_CELLS = 1  # white margin around the black border, in cells
+# on a bracket 9 cm in front of the hand (base +x with the gripper down), between flange and fingers
+MARKER_POS_LINK7 = (0.0, -0.09, 0.125)
+MARKER_XYAXES_LINK7 = "1 0 0 0 -0.707107 0.707107"  # marker z = link7 (0, −√½, −√½): base (√½, 0, √½) gripper down
+# Marker geoms are their own render group: the point clouds leave them out with the arm's meshes (see camera.py),
+# the color images show them.
+MARKER_GROUP = 2
+
+
+def aruco_dictionary() -> cv2.aruco.Dictionary:
+    return cv2.aruco.getPredefinedDictionary(getattr(cv2.aruco, ARUCO_DICTIONARY))
+
+
+def _marker_xml() -> str:
+    """The marker as flat boxes on a white plate: black cells from cv2.aruco's own bit pattern, their top surface at
+    the body's z = 0. Geometry rather than a texture: crisp edges at any distance and no texture file to write."""
+    bits = cv2.aruco.generateImageMarker(aruco_dictionary(), ARUCO_ID, 6) < 128  # 6 × 6 cells, True = black
+    cells = bits.shape[0]
+    cell = MARKER_LENGTH / cells
+    half_plate = 0.5 * MARKER_LENGTH + MARKER_QUIET_CELLS * cell
+    common = f'contype="0" conaffinity="0" group="{MARKER_GROUP}" mass="0"'
+    geoms = [f'<geom name="aruco_plate" type="box" pos="0 0 -0.0022" size="{half_plate} {half_plate} 0.002" '
+             f'material="aruco_white" {common}/>']
+    for row in range(cells):
+        col = 0
+        while col < cells:  # one box per run of black cells in a row
+            if not bits[row, col]:
+                col += 1
+                continue
+            end = col
+            while end + 1 < cells and bits[row, end + 1]:
+                end += 1
+            x = (0.5 * (col + end + 1) - 0.5 * cells) * cell  # image column → marker x (right)
+            y = (0.5 * cells - (row + 0.5)) * cell  # image row → marker y (up)
+            geoms.append(f'<geom type="box" pos="{x:.6f} {y:.6f} -0.0005" size="{0.5 * (end + 1 - col) * cell:.6f} '
+                         f'{0.5 * cell:.6f} 0.0005" material="aruco_black" {common}/>')
+            col = end + 1
+    bracket = (f'<geom name="aruco_bracket" type="box" pos="0 -0.02 -0.02" size="0.01 0.02 0.015" '
+               f'rgba=".3 .3 .3 1" {common}/>')
+    return (f'<body name="aruco_marker" pos="{" ".join(map(str, MARKER_POS_LINK7))}" xyaxes="{MARKER_XYAXES_LINK7}">'
+            + bracket + "".join(geoms) + "</body>")
 
 
 def franka_assets_dir() -> str:
@@ -59,7 +112,7 @@ def _panda_chain(tool_xml: str) -> str:
     for i, (low, high) in enumerate(FR3_JOINT_LIMITS, start=1):
         chain = re.sub(rf"(<joint name=\"fr3_joint{i}\" range=)\"[^\"]*\"", rf'\1"{low} {high}"', chain)
     chain = re.sub(r"(<body name=\"fr3_[^\"]*\")", r'\1 gravcomp="1"', chain)
-    chain = chain.replace("<site name='end_effector'", tool_xml + "<site name='flange_tcp'")
+    chain = chain.replace("<site name='end_effector'", tool_xml + _marker_xml() + "<site name='flange_tcp'")
     return chain
 
 
@@ -102,6 +155,8 @@ def build_model_xml(tool_xml: str, world_xml: str, asset_xml: str = "", timestep
     {_panda_mesh_assets()}
     <texture name="grid" type="2d" builtin="checker" rgb1=".45 .42 .38" rgb2=".4 .37 .33" width="256" height="256"/>
     <material name="table_mat" texture="grid" texrepeat="8 8"/>
+    <material name="aruco_white" rgba=".92 .92 .92 1" specular="0" shininess="0"/>
+    <material name="aruco_black" rgba=".03 .03 .03 1" specular="0" shininess="0"/>
     {asset_xml}
   </asset>
   <worldbody>

@@ -5,6 +5,7 @@ It steps the MuJoCo env in small chunks and publishes, as the real drivers would
   robot pose, measured joint states and /joint_states (best effort, like franka_robot_state_broadcaster; joint
   positions in the FR3's readings, sgft_core.fr3.MJCF_JOINT_ZERO_OFFSET),
   colored PointCloud2s in the realsense layout from one or two simulated D455s (only while subscribed, like the driver),
+  and each camera's color image (rgb8) with its CameraInfo (only while either is subscribed; for calibration),
 and tracks the Cartesian (PoseStamped) or joint (JointTrajectory) targets it receives. With no new target it holds
 the last one, as the impedance controller does. The proxy's gaps apply to commands here too: the commanded change is
 rescaled (action_scale, by sgft_core.command.scale_command as in the env) and each command takes effect after a random
@@ -43,9 +44,10 @@ import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
 from geometry_msgs.msg import PointStamped, PoseStamped
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import JointState, PointCloud2
+from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 from trajectory_msgs.msg import JointTrajectory
 
 from sgft_core.command import scale_command
@@ -66,10 +68,13 @@ from sgft_msgs.msg import EpisodeEvent, ObjectDetection
 from sgft_msgs.srv import ResetEpisode, StopEpisode
 from sgft_sim import make_env
 from sgft_sim.base_env import ROBOT_NODE_STATE_PERIOD
-from sgft_sim.camera import CAMERA_NAMES
+from sgft_sim.camera import CAMERA_NAMES, color_image_topic, color_info_topic, color_optical_frame
 
 # Sim seconds a peer's stamp may lead the sim's clock (a command is stamped with the tick it answers).
 MAX_STAMP_FUTURE_S = 1.0
+# Color images and camera_info: reliable like realsense2_camera's default, so best-effort and reliable subscribers
+# (rviz) both get them; newest only, a 1.2 MB image must not queue up.
+IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 
 def _stamp(seconds: float) -> TimeMsg:
@@ -92,6 +97,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "cameras": (["camera1"], f"simulated cameras, from {list(CAMERA_NAMES)}"),
     "cloud_width": (424, "depth width (848 or 424 on a D455)"),
     "cloud_height": (240, "depth height (480 or 240 on a D455)"),
+    "image_width": (848, "color image width (rendered only while the image or camera_info is subscribed)"),
+    "image_height": (480, "color image height"),
+    "image_render_arm": (True, "draw the arm's meshes in color images (False: cheaper, nothing occludes the marker)"),
     "perception_sync_timeout_s": (
         1.0, "wall seconds the sim waits for perception's detections of each frame before it goes on (only while a "
         "perception node is up; 0 = free-running camera)"),
@@ -117,6 +125,8 @@ class SimRobotParameters:
     camera_steps: int  # state steps between frames of a camera
     cameras: tuple[str, ...]
     cloud_size: tuple[int, int]  # width, height
+    image_size: tuple[int, int]
+    image_render_arm: bool
     sync_timeout: float
     command_timeout: float
     cartesian_target_topic: str
@@ -139,12 +149,17 @@ class SimRobotParameters:
             raise ValueError(f"camera_rate_hz: the camera period {camera_period} s is not a whole number of "
                              f"state periods ({state_period} s)")
         cameras = tuple(p["cameras"])
+        if not (16 <= int(p["image_width"]) <= 1280 and 16 <= int(p["image_height"]) <= 960):
+            raise ValueError(f"image_width x image_height = {p['image_width']} x {p['image_height']} outside "
+                             "[16, 1280] x [16, 960] (the model's off-screen buffer)")
         if not set(cameras) <= set(CAMERA_NAMES) or not cameras:
             raise ValueError(f"cameras={list(cameras)}: choose from {list(CAMERA_NAMES)}")
         return cls(task=p["task"], proxy=p["proxy"], seed=int(p["seed"]), time_scale=time_scale,
                    idle_time_scale=idle_time_scale, state_period=state_period, camera_period=camera_period,
                    camera_steps=camera_steps, cameras=cameras,
                    cloud_size=(int(p["cloud_width"]), int(p["cloud_height"])),
+                   image_size=(int(p["image_width"]), int(p["image_height"])),
+                   image_render_arm=bool(p["image_render_arm"]),
                    sync_timeout=float(p["perception_sync_timeout_s"]),
                    command_timeout=float(p["command_sync_timeout_s"]),
                    cartesian_target_topic=p["cartesian_target_topic"],
@@ -199,6 +214,9 @@ class SimRobotNode(Node):
         self.truth_pub = self.create_publisher(PointStamped, Topics.SIM_OBJECT_TRUTH, ROBOT_STATE_QOS)
         self.cloud_pubs = {name: self.create_publisher(PointCloud2, Topics.CAMERA_CLOUDS[CAMERA_NAMES.index(name)],
                                                        SENSOR_QOS) for name in p.cameras}
+        self.image_pubs = {name: self.create_publisher(Image, color_image_topic(name), IMAGE_QOS) for name in p.cameras}
+        self.info_pubs = {name: self.create_publisher(CameraInfo, color_info_topic(name), IMAGE_QOS)
+                          for name in p.cameras}
         self.create_subscription(PoseStamped, p.cartesian_target_topic, self._on_command, COMMAND_QOS)
         self.create_subscription(JointTrajectory, p.joint_trajectory_topic, self._on_command, COMMAND_QOS)
         self.create_service(ResetEpisode, Services.RESET_EPISODE, self._on_reset, qos_profile=SERVICE_QOS)
@@ -384,18 +402,25 @@ class SimRobotNode(Node):
                 stamp = _stamp(self.sim_time)
                 self._publish_state(stamp)
                 self.history.append((self.steps, self.env.ee_position(), self.env.joint_state()[1]))
-                clouds = []
+                clouds, images = [], []
                 if (self.steps + 1) % p.camera_steps == 0:
                     # rendered only while someone subscribes, as realsense2_camera publishes its cloud (a graph without
                     # perception, e.g. insert's, leaves the CPU to the learner)
                     clouds = [(name, self.env.point_cloud(name, *p.cloud_size)) for name in p.cameras
                               if self.cloud_pubs[name].get_subscription_count() > 0]
+                    images = [(name, *self.env.color_image(name, *p.image_size, render_arm=p.image_render_arm))
+                              for name in p.cameras if self.image_pubs[name].get_subscription_count() > 0
+                              or self.info_pubs[name].get_subscription_count() > 0]
             if not rclpy.ok():
                 break  # shutting down: the publishers' context is gone
             self.clock_pub.publish(Clock(clock=stamp))
             for name, cloud in clouds:
                 self.cloud_pubs[name].publish(
                     build_pointcloud2(cloud.xyz, cloud.rgb, f"{name}_depth_optical_frame", stamp))
+            for name, rgb, k in images:
+                image, info = color_messages(rgb, k, color_optical_frame(name), stamp)
+                self.info_pubs[name].publish(info)
+                self.image_pubs[name].publish(image)
             if clouds:
                 waited = time.monotonic()
                 if not self._wait_for_detections(stamp):
@@ -450,6 +475,21 @@ class SimRobotNode(Node):
             self.thread.join(timeout=5.0)
             self.env.close()
         super().destroy_node()
+
+
+def color_messages(rgb: np.ndarray, k: np.ndarray, frame_id: str, stamp: TimeMsg) -> tuple[Image, CameraInfo]:
+    """An (H, W, 3) uint8 RGB image and its pinhole K as realsense2_camera's color image (rgb8) and camera_info
+    (plumb_bob, no distortion: the render is an ideal pinhole)."""
+    height, width = rgb.shape[:2]
+    image = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=3 * width,
+                  data=np.ascontiguousarray(rgb, dtype=np.uint8).tobytes())
+    image.header.stamp, image.header.frame_id = stamp, frame_id
+    projection = np.zeros((3, 4))
+    projection[:, :3] = k
+    info = CameraInfo(height=height, width=width, distortion_model="plumb_bob", d=[0.0] * 5,
+                      k=k.ravel().tolist(), r=np.eye(3).ravel().tolist(), p=projection.ravel().tolist())
+    info.header.stamp, info.header.frame_id = stamp, frame_id
+    return image, info
 
 
 def main(args: list[str] | None = None) -> int:
