@@ -1,8 +1,8 @@
 """What the control loop reads and writes, without ROS: the latest inputs, the observation assembled from them (or
 why the robot must hold), the controller target for an action (sgft_core.command) and its message.
 
-Inputs carry their measurement time in seconds of the node's clock (the header stamp, or the receipt time for a
-publisher that leaves it empty): an input older than max_input_age makes the robot hold, so a queue delay counts as
+Inputs carry their measurement time in seconds of the node's clock (the header stamp, checked by
+sgft_policy.validation): an input older than max_input_age makes the robot hold, so a queue delay counts as
 staleness.
 """
 
@@ -21,6 +21,8 @@ from sgft_core.fr3 import JOINT_NAMES
 from sgft_core.observation import assemble_observation, held_object_position, observation_sources
 from sgft_core.safety import SafetyEnvelope
 from sgft_core.tasks import TaskSpec
+
+IMPLAUSIBLE_POSE = "robot pose implausible: it moved faster than the robot can"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Inputs:
     pose: Pose | None = None
     joints: Joints | None = None
     detection: Detection | None = None
+    # when (node clock, s) a pose moving faster than the robot can last came, and how far it jumped
+    pose_implausible: tuple[float, str] | None = None
 
 
 def pose_from_msg(msg: PoseStamped, stamp: float) -> Pose:
@@ -98,6 +102,8 @@ class ObservationAssembler:
         """The current observation, or None and the reason to hold."""
         if self._stale(inputs.pose, now):
             return None, "robot pose stale or missing"
+        if inputs.pose_implausible is not None and now - inputs.pose_implausible[0] <= self.max_input_age:
+            return None, IMPLAUSIBLE_POSE  # fixed text: one HOLDING event, however the jumps differ
         ee = inputs.pose.position
         q = dq = None
         if self.needs_joints:

@@ -5,7 +5,8 @@ Episodes: start (refused under e-stop, while one runs, or while the inputs are n
 inputs are stale (a step's pending action is dropped, an episode holding longer than max_hold is aborted), resumed
 when they are fresh again; finished at a terminal state or the time limit, aborted by the operator or the e-stop.
 The e-stop and the running episode are persisted to files, so they survive a restart of the node: a restarted node
-keeps the e-stop engaged and marks the episode it was running aborted.
+keeps the e-stop engaged and marks the episode it was running aborted. The e-stop topic can only engage it; only the
+set_estop service clears it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Protocol
 import numpy as np
 
 from sgft_core.tasks import TaskSpec
+
+MAX_REASON_CHARS = 200  # of a StopEpisode reason
 
 
 class EventKind(enum.Enum):
@@ -132,7 +135,8 @@ class Episode:
         """(stopped, why not)."""
         if not self.running:
             return False, "no episode is running"
-        self.end(EventKind.ABORTED, reason or "stopped by operator")
+        # any caller's text goes into the event and the log: bounded
+        self.end(EventKind.ABORTED, reason[:MAX_REASON_CHARS] or "stopped by operator")
         return True, ""
 
     def end(self, kind: EventKind, reason: str, success: bool = False) -> None:
@@ -142,6 +146,13 @@ class Episode:
         verb = {EventKind.FINISHED: "finished", EventKind.ABORTED: "ABORTED"}[kind]
         self._log.info(f"episode {self.episode_id} {verb} after {self.step_index} steps: {reason} "
                        f"(return {self.episode_return:.2f}, success {success})")
+
+    def estop_from_topic(self, engaged: bool, source: str) -> bool:
+        """The e-stop topic can only engage: any peer can publish on it, so clearing takes the operator's service.
+        False when it asked to clear (ignored)."""
+        if engaged:
+            self.set_estop(True, source)
+        return engaged
 
     def set_estop(self, engaged: bool, source: str) -> None:
         if engaged == self.estop:

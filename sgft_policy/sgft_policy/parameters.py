@@ -17,6 +17,7 @@ from sgft_core.observation import observation_sources, parse_held_object_offset
 from sgft_core.safety import SafetyEnvelope
 from sgft_core.tasks import TaskSpec, get_task
 from sgft_interfaces import Topics
+from sgft_policy.validation import object_box
 
 
 class ParameterError(ValueError):
@@ -24,6 +25,9 @@ class ParameterError(ValueError):
 
 
 NAN3 = [float("nan")] * 3
+# The FR3's Cartesian translational velocity limit (Franka's interface specification, libfranka): no measured end
+# effector moves faster. A robot fact: it belongs in sgft_core.fr3.
+FR3_MAX_CARTESIAN_SPEED_MPS = 3.0
 
 # name -> (default, description); the default's type is the parameter's type.
 PARAMETERS: dict[str, tuple[Any, str]] = {
@@ -36,6 +40,17 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "cartesian_target_topic": (Topics.CARTESIAN_TARGET,
                                "PoseStamped target topic of the Cartesian impedance controller"),
     "joint_trajectory_topic": (Topics.JOINT_TRAJECTORY, "JointTrajectory topic of the joint controller"),
+    "robot_pose_topic": (Topics.ROBOT_POSE, "PoseStamped end-effector pose in base_frame (robot interface profile)"),
+    "joint_state_topic": (Topics.MEASURED_JOINT_STATES, "JointState of the arm (robot interface profile)"),
+    "max_stamp_future_s": (0.1, "a robot state or detection stamped further than this (s) ahead of the node's clock "
+                                "is refused: it would never go stale"),
+    "max_ee_speed_mps": (FR3_MAX_CARTESIAN_SPEED_MPS,
+                         "a robot pose further than this speed times the time since the last accepted pose (+1 cm) "
+                         "is refused and the robot holds: no real end effector moves faster (default: the FR3's "
+                         "Cartesian velocity limit)"),
+    "object_box_low": (NAN3, "a detected object outside this box (base frame, m) is refused; NaN: the task's "
+                             "observation bounds of that coordinate (none where the task does not observe it)"),
+    "object_box_high": (NAN3, "upper corner of the object box; NaN: the task's observation bounds"),
     "ee_orientation_xyzw": ([1.0, 0.0, 0.0, 0.0],
                             "fixed gripper orientation of Cartesian targets (default: pointing down)"),
     "workspace_low": (NAN3, "end-effector box low corner (m); NaN: the task's box"),
@@ -92,6 +107,12 @@ class PolicyParameters:
     stats_period: float
     tick_waits_for_inputs: bool  # as asked for; the node honours it under sim time only
     max_version_step: int
+    robot_pose_topic: str
+    joint_state_topic: str
+    max_stamp_future: float  # s
+    max_ee_speed: float  # m/s
+    object_low: np.ndarray  # the object box, base frame (m); ±inf where unbounded
+    object_high: np.ndarray
 
     @classmethod
     def from_values(cls, p: Mapping[str, Any]) -> PolicyParameters:
@@ -106,6 +127,13 @@ class PolicyParameters:
         step = p["max_version_step"]
         if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= 2**32 - 1:
             raise ParameterError(f"max_version_step={step} is not an integer in [1, 2^32 - 1]")
+        if not 0.0 < p["max_stamp_future_s"] <= 1.0:
+            raise ParameterError(f"max_stamp_future_s={p['max_stamp_future_s']} outside (0, 1]")
+        if not 0.1 <= p["max_ee_speed_mps"] <= 10.0:
+            raise ParameterError(f"max_ee_speed_mps={p['max_ee_speed_mps']} outside [0.1, 10]")
+        for name in ("robot_pose_topic", "joint_state_topic"):
+            if not p[name]:
+                raise ParameterError(f"{name} is empty")
         if not p["checkpoint"]:
             raise ParameterError("checkpoint is empty: give the pretrained checkpoint path")
         if len(names) != len(values):
@@ -128,6 +156,7 @@ class PolicyParameters:
         try:
             held_offset = parse_held_object_offset(p["held_object_offset"], spec)
             envelope = task_envelope(spec, p["max_step"], p["workspace_low"], p["workspace_high"])
+            object_low, object_high = object_box(spec, p["object_box_low"], p["object_box_high"])
         except ValueError as err:
             raise ParameterError(str(err)) from err
         return cls(
@@ -139,7 +168,9 @@ class PolicyParameters:
             estop_file=Path(os.path.expanduser(p["estop_state_file"])),
             episode_file=Path(os.path.expanduser(p["episode_state_file"])),
             stats_period=p["stats_period_s"], tick_waits_for_inputs=bool(p["tick_waits_for_inputs"]),
-            max_version_step=step)
+            max_version_step=step, robot_pose_topic=p["robot_pose_topic"], joint_state_topic=p["joint_state_topic"],
+            max_stamp_future=p["max_stamp_future_s"], max_ee_speed=p["max_ee_speed_mps"], object_low=object_low,
+            object_high=object_high)
 
     @staticmethod
     def defaults() -> dict[str, Any]:

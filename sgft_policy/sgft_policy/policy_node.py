@@ -10,9 +10,14 @@ Otherwise it holds: no target is sent (the impedance controller keeps its last o
 dropped because its action was not held for one control period, and an EpisodeEvent says why. The e-stop stops
 commands at once and is persisted to a file, so it survives a restart of this node until someone clears it.
 
-This class wires parts that need no ROS: parameters (declaration table, validation), assembly (inputs, observation,
-command target and message), episode (episodes and e-stop), ticks (when the loop runs), stats (loop timing)
-and weights (which PolicyUpdates are taken).
+Any peer on the DDS domain can publish and call: every callback checks its whole message before use (validation:
+stamps, frames, ranges, a pose moving faster than the robot can), and a refused message or an exception inside a
+callback is counted by kind (the stats' rejections), logged once per kind per stats period and never fatal. The
+e-stop topic can only engage the e-stop; clearing it takes the set_estop service.
+
+This class wires parts that need no ROS: parameters (declaration table, validation), validation (which state and
+detection messages are taken), assembly (inputs, observation, command target and message), episode (episodes and
+e-stop), ticks (when the loop runs), stats (loop timing) and weights (which PolicyUpdates are taken).
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
-from rclpy.time import Time
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool
@@ -41,21 +46,20 @@ from sgft_interfaces import (
     POLICY_UPDATE_QOS,
     ROBOT_STATE_QOS,
     SENSOR_QOS,
+    SERVICE_QOS,
     TRANSITION_QOS,
     Services,
     Topics,
 )
 from sgft_interfaces.node_main import declared, run_node
+from sgft_interfaces.stamps import stamp_ns, stamp_problem
 from sgft_msgs.msg import EpisodeEvent, ObjectDetection, PolicyUpdate, Transition
 from sgft_msgs.srv import StartEpisode, StopEpisode
 from sgft_policy.assembly import (
     Commander,
     Inputs,
     ObservationAssembler,
-    detection_from_msg,
     joint_trajectory_msg,
-    joints_from_msg,
-    pose_from_msg,
     pose_target_msg,
     time_msg,
 )
@@ -63,6 +67,7 @@ from sgft_policy.episode import Episode, EventKind
 from sgft_policy.parameters import PARAMETERS, ParameterError, PolicyParameters
 from sgft_policy.stats import LoopStats
 from sgft_policy.ticks import TickScheduler
+from sgft_policy.validation import InputGate, Rejection
 from sgft_policy.weights import Refusal, RefusalLog, UpdateGate, sha256_matches
 
 
@@ -80,28 +85,35 @@ class PolicyNode(Node):
         self.actor, self.policy_version = checkpoint.networks.actor.eval(), 0
         self.update_gate = UpdateGate(self.spec.name, checkpoint.network_config, 0, p.max_version_step)
         self.inputs = Inputs()
+        self.gate = InputGate(self.spec, self.inputs, p.base_frame, p.max_stamp_future, p.max_ee_speed,
+                              p.object_low, p.object_high)
+        self.clock_ns = 0  # the newest /clock seen (sim time): the node's clock can lag it by a message
         self.observer = ObservationAssembler(self.spec, p.max_input_age, p.constants, p.joint_zero_offsets,
                                              p.held_offset)
         self.commander = Commander(self.spec, p.envelope)
         self.stats = LoopStats(p.period)
         # counted into the stats' rejections (the periodic log line), logged once per kind per stats period
-        self.update_refusals = RefusalLog(self.stats.reject, self.get_logger().warning, interval=p.stats_period)
+        self.refusals = RefusalLog(self.stats.reject, self.get_logger().warning, interval=p.stats_period)
         self.episode = Episode(p.estop_file, p.episode_file, p.max_hold, self._event, self.get_logger())
 
-        self.create_subscription(PoseStamped, Topics.ROBOT_POSE, self._on_pose, ROBOT_STATE_QOS)
-        self.create_subscription(JointState, Topics.MEASURED_JOINT_STATES, self._on_joints, ROBOT_STATE_QOS)
-        self.create_subscription(ObjectDetection, Topics.OBJECT_DETECTION, self._on_detection, SENSOR_QOS)
-        self.create_subscription(PolicyUpdate, Topics.POLICY_UPDATE, self._on_policy_update, POLICY_UPDATE_QOS)
-        self.create_subscription(Bool, Topics.ESTOP, self._on_estop_topic, ESTOP_QOS)
+        # best effort matches reliable and best-effort publishers of robot state alike
+        for msg_type, topic, callback, qos, kind in (
+                (PoseStamped, p.robot_pose_topic, self._on_pose, ROBOT_STATE_QOS, "robot_pose"),
+                (JointState, p.joint_state_topic, self._on_joints, ROBOT_STATE_QOS, "joint_state"),
+                (ObjectDetection, Topics.OBJECT_DETECTION, self._on_detection, SENSOR_QOS, "detection"),
+                (PolicyUpdate, Topics.POLICY_UPDATE, self._apply_policy_update, POLICY_UPDATE_QOS, "policy_update"),
+                (Bool, Topics.ESTOP, self._on_estop_topic, ESTOP_QOS, "estop_topic")):
+            self.create_subscription(msg_type, topic, self._guarded(kind, callback), qos)
         if self.spec.action_kind == "cartesian":
             self.command_pub = self.create_publisher(PoseStamped, p.cartesian_target_topic, COMMAND_QOS)
         else:
             self.command_pub = self.create_publisher(JointTrajectory, p.joint_trajectory_topic, COMMAND_QOS)
         self.transition_pub = self.create_publisher(Transition, Topics.TRANSITIONS, TRANSITION_QOS)
         self.event_pub = self.create_publisher(EpisodeEvent, Topics.EPISODE_EVENTS, EPISODE_EVENT_QOS)
-        self.create_service(StartEpisode, Services.START_EPISODE, self._on_start)
-        self.create_service(StopEpisode, Services.STOP_EPISODE, self._on_stop)
-        self.create_service(SetBool, Services.SET_ESTOP, self._on_set_estop)
+        for srv_type, name, handler in ((StartEpisode, Services.START_EPISODE, self._on_start),
+                                        (StopEpisode, Services.STOP_EPISODE, self._on_stop),
+                                        (SetBool, Services.SET_ESTOP, self._on_set_estop)):
+            self.create_service(srv_type, name, self._answering(name, handler), qos_profile=SERVICE_QOS)
         self.episode.recover()
         sim_time = bool(self.get_parameter("use_sim_time").value)
         self.ticks = TickScheduler(
@@ -109,7 +121,8 @@ class PolicyNode(Node):
             lambda tick_ns: self.observer.inputs_behind(self.inputs, tick_ns, p.period),
             lambda: self.episode.running, self.stats.tick_lateness.append)
         if sim_time:
-            self.create_subscription(Clock, Topics.CLOCK, self._on_clock_message, CLOCK_QOS)
+            self.create_subscription(Clock, Topics.CLOCK, self._guarded("clock", self._on_clock_message),
+                                     CLOCK_QOS)
         else:
             self.create_timer(p.period / 50.0, self._on_poll)
         self.create_timer(p.stats_period, self._log_stats)
@@ -121,57 +134,66 @@ class PolicyNode(Node):
 
     # ---------------------------------------------------------------------------------------------------- inputs
     def _now(self) -> float:
-        return self.get_clock().now().nanoseconds * 1e-9
+        return self._now_ns() * 1e-9
 
-    def _stamp_of(self, msg) -> float:
-        """When the data was measured: the header stamp (sim or wall time, as this node's clock), or the receipt
-        time for publishers that leave it empty."""
-        stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
-        return stamp if stamp > 0 else self._now()
+    def _now_ns(self) -> int:
+        return max(self.get_clock().now().nanoseconds, self.clock_ns)
+
+    def _refuse(self, kind: Refusal | str, detail: str) -> None:
+        self.refusals.refuse(kind, detail, time.monotonic())
+
+    def _guarded(self, kind: str, callback: Callable) -> Callable:
+        """A subscription callback that never raises: a peer's message must not stop the node."""
+        def guarded(msg) -> None:
+            try:
+                callback(msg)
+            except Exception as err:
+                self._refuse(f"{kind}_error", f"{type(err).__name__}: {err}")
+        return guarded
+
+    def _answering(self, name: str, handler: Callable) -> Callable:
+        """A service handler that answers every request, with the error when it failed."""
+        kind = name.rsplit("/", 1)[-1] + "_error"
+
+        def answering(request, response):
+            try:
+                return handler(request, response)
+            except Exception as err:
+                self._refuse(kind, f"{type(err).__name__}: {err}")
+                response.message = f"failed: {type(err).__name__}: {err}"
+                return response
+        return answering
+
+    def _took(self, rejection: Rejection | None) -> None:
+        if rejection is None:
+            self.ticks.on_input()
+        else:
+            self._refuse(rejection.kind, rejection.detail)
 
     def _on_pose(self, msg: PoseStamped) -> None:
-        self.inputs.pose = pose_from_msg(msg, self._stamp_of(msg))
-        self.ticks.on_input()
+        self._took(self.gate.pose(msg, self._now_ns()))
 
     def _on_joints(self, msg: JointState) -> None:
-        try:
-            self.inputs.joints = joints_from_msg(msg, self._stamp_of(msg))
-        except ValueError as err:
-            self._reject("joint_state", str(err))
-            return
-        self.ticks.on_input()
+        self._took(self.gate.joints(msg, self._now_ns()))
 
     def _on_detection(self, msg: ObjectDetection) -> None:
-        self.inputs.detection = detection_from_msg(msg, self._stamp_of(msg))
-        self.ticks.on_input()
-
-    def _reject(self, kind: str, detail: str) -> None:
-        n = self.stats.reject(kind)
-        if self.stats.worth_logging(n):
-            self.get_logger().warning(f"rejected {kind} (#{n}): {detail}")
-
-    def _on_policy_update(self, msg: PolicyUpdate) -> None:
-        # a peer's message must never stop the node: every failure is a counted refusal
-        try:
-            self._apply_policy_update(msg)
-        except Exception as err:
-            self.update_refusals.refuse(Refusal.ERROR, f"{type(err).__name__}: {err}", time.monotonic())
+        self._took(self.gate.detection(msg, self._now_ns()))
 
     def _apply_policy_update(self, msg: PolicyUpdate) -> None:
         now = time.monotonic()
         refusal, reason = self.update_gate.check(msg.task, msg.version, msg.architecture)
         if refusal is not None:
-            self.update_refusals.refuse(refusal, reason, now)
+            self.refusals.refuse(refusal, reason, now)
             return
         weights = bytes(msg.weights)
         if not sha256_matches(weights, msg.sha256):  # mandatory: unsigned weights are refused
-            self.update_refusals.refuse(Refusal.HASH, f"version {msg.version}: weights do not match their sha256", now)
+            self.refusals.refuse(Refusal.HASH, f"version {msg.version}: weights do not match their sha256", now)
             return
         try:
             actor = actor_from_bytes(weights, self.spec.name, msg.sha256, self.spec.obs_dim, self.spec.action_dim,
                                      expected_config=self.update_gate.network_config)
         except CheckpointError as err:
-            self.update_refusals.refuse(Refusal.MALFORMED, f"version {msg.version}: {err}", now)
+            self.refusals.refuse(Refusal.MALFORMED, f"version {msg.version}: {err}", now)
             return
         self.actor, self.policy_version = actor.eval(), msg.version
         self.update_gate.accepted(msg.version)
@@ -179,7 +201,9 @@ class PolicyNode(Node):
 
     # ------------------------------------------------------------------------------------------ episodes, e-stop
     def _on_estop_topic(self, msg: Bool) -> None:
-        self.episode.set_estop(bool(msg.data), Topics.ESTOP)
+        if not self.episode.estop_from_topic(bool(msg.data), Topics.ESTOP):
+            self._refuse("estop_topic_clear", f"false on {Topics.ESTOP} ignored: the topic can only engage the "
+                                              f"e-stop, {Services.SET_ESTOP} clears it")
 
     def _on_set_estop(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         self.episode.set_estop(bool(request.data), Services.SET_ESTOP)
@@ -215,8 +239,13 @@ class PolicyNode(Node):
         self.ticks.on_time(self.get_clock().now().nanoseconds)
 
     def _on_clock_message(self, msg: Clock) -> None:
+        problem = stamp_problem(msg.clock, 0, 0.0)
+        if problem:
+            self._refuse("clock_stamp", problem)
+            return
         # this callback may run before the time source's own one for the same message: take the later of the two
-        self.ticks.on_time(max(Time.from_msg(msg.clock).nanoseconds, self.get_clock().now().nanoseconds))
+        self.clock_ns = stamp_ns(msg.clock)
+        self.ticks.on_time(self._now_ns())
 
     def _tick(self, now_ns: int) -> None:
         now = now_ns * 1e-9

@@ -83,22 +83,24 @@ class UpdateGate:
 
 class RefusalLog:
     """Logs the first refusal of each kind at once, then at most one per kind every `interval` seconds (with the
-    count so far); the counts themselves go to `count`, which returns the running total of the kind."""
+    count so far); the counts themselves go to `count`, which returns the running total of the kind. A kind is a
+    PolicyUpdate Refusal or the counter's name of any other rejected input."""
 
     def __init__(self, count: Callable[[str], int], log: Callable[[str], None], interval: float = 60.0) -> None:
         self.count, self.log, self.interval = count, log, interval
-        self.last_logged: dict[Refusal, float] = {}
-        self.suppressed: collections.Counter[Refusal] = collections.Counter()
+        self.last_logged: dict[str, float] = {}
+        self.suppressed: collections.Counter[str] = collections.Counter()
 
-    def refuse(self, kind: Refusal, detail: str, now: float) -> bool:
+    def refuse(self, kind: Refusal | str, detail: str, now: float) -> bool:
         """Count a refusal; True when it was logged."""
-        total = self.count(kind.counter)
-        last = self.last_logged.get(kind)
+        counter = kind.counter if isinstance(kind, Refusal) else kind
+        total = self.count(counter)
+        last = self.last_logged.get(counter)
         if last is not None and now - last < self.interval:
-            self.suppressed[kind] += 1
+            self.suppressed[counter] += 1
             return False
-        suppressed = self.suppressed.pop(kind, 0)
-        self.last_logged[kind] = now
-        self.log(f"rejected {kind.counter} (#{total}): {detail}"
+        suppressed = self.suppressed.pop(counter, 0)
+        self.last_logged[counter] = now
+        self.log(f"rejected {counter} (#{total}): {detail}"
                  + (f" ({suppressed} more since the last such line)" if suppressed else ""))
         return True

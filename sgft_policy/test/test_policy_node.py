@@ -34,6 +34,7 @@ pytestmark = [RERUN_MULTIPROCESS, pytest.mark.faults]  # (why reruns: sgft_testi
 isolate_domain()
 
 from geometry_msgs.msg import PoseStamped  # noqa: E402
+from std_msgs.msg import Bool  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 
 from sgft_core.checkpoint import actor_to_bytes, save_checkpoint  # noqa: E402
@@ -42,6 +43,7 @@ from sgft_core.tasks import get_task  # noqa: E402
 from sgft_interfaces import (  # noqa: E402
     COMMAND_QOS,
     EPISODE_EVENT_QOS,
+    ESTOP_QOS,
     POLICY_UPDATE_QOS,
     ROBOT_STATE_QOS,
     SENSOR_QOS,
@@ -51,6 +53,7 @@ from sgft_interfaces import (  # noqa: E402
 )
 from sgft_msgs.msg import EpisodeEvent, ObjectDetection, PolicyUpdate, Transition  # noqa: E402
 from sgft_msgs.srv import StartEpisode, StopEpisode  # noqa: E402
+from sgft_policy.assembly import IMPLAUSIBLE_POSE, time_msg  # noqa: E402
 
 SPEC = get_task("push")
 CONFIG = NetworkConfig(hidden_dim=32, num_layers=2)
@@ -59,10 +62,13 @@ PUCK = np.array([0.35, 0.05, 0.02])
 
 
 class FakeRobot:
-    """Kinematic robot + camera: pose jumps to each target; the puck sits still and is seen while `camera_on`."""
+    """Kinematic robot + camera: pose jumps to each target; the puck sits still and is seen while `camera_on`.
+    Messages are stamped with `now()` (the test node's clock unless replaced): the policy refuses unstamped ones."""
 
     def __init__(self, node, start_xy=(0.1, -0.3)) -> None:
         self.node = node
+        self.now = lambda: node.get_clock().now().nanoseconds
+        self.last_pose_ns = 0
         self.ee = np.array([*start_xy, SPEC.ee_height])
         self.camera_on = True
         self.commands: list[tuple[float, np.ndarray, np.ndarray]] = []  # (time, pose before, target)
@@ -91,17 +97,27 @@ class FakeRobot:
         if now - self._last_publish < 0.02:
             return
         self._last_publish = now
-        pose = PoseStamped()
-        pose.header.frame_id = "fr3_link0"
-        pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in self.ee)
-        self.pose_pub.publish(pose)
+        self.last_pose_ns = self.now()
+        self.pose_pub.publish(pose_msg(self.ee, self.last_pose_ns))
         if self.camera_on:
-            det = ObjectDetection(valid=True, num_points=500, confidence=1.0, num_cameras=1)
-            det.position.x, det.position.y, det.position.z = (float(v) for v in PUCK)
-            self.det_pub.publish(det)
+            self.det_pub.publish(detection_msg(PUCK, self.last_pose_ns))
 
     def run(self, seconds: float) -> None:
         spin_until(self.node, lambda: False, seconds, self.publish)
+
+
+def pose_msg(xyz, stamp_ns: int) -> PoseStamped:
+    pose = PoseStamped()
+    pose.header.frame_id, pose.header.stamp = "fr3_link0", time_msg(stamp_ns)
+    pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in xyz)
+    return pose
+
+
+def detection_msg(xyz, stamp_ns: int) -> ObjectDetection:
+    det = ObjectDetection(valid=True, num_points=500, confidence=1.0, num_cameras=1)
+    det.header.frame_id, det.header.stamp = "fr3_link0", time_msg(stamp_ns)
+    det.position.x, det.position.y, det.position.z = (float(v) for v in xyz)
+    return det
 
 
 def adversarial_update(version: int, direction: float) -> PolicyUpdate:
@@ -359,6 +375,7 @@ def test_sim_time_stall_and_clock_jump_give_no_burst_of_commands(workdir, ros):
         base_publish()
 
     robot.publish = publish_with_clock
+    robot.now = lambda: round(sim["t"] * 1e9)  # state stamped in sim time, as the simulated robot does
     proc = start_node("sgft_policy.policy_node", {
         "task": "push", "checkpoint": str(workdir / "push.safetensors"), "use_sim_time": True,
         "estop_state_file": str(workdir / "estop_clock"), "episode_state_file": str(workdir / "clock_episode.json"),
@@ -393,5 +410,87 @@ def test_sim_time_stall_and_clock_jump_give_no_burst_of_commands(workdir, ros):
         assert len(set(ticks)) == len(ticks), f"two commands in one tick: stamps {stamps.round(3)}"
         # one tick on the jump itself, then one per period of sim time (which runs at wall speed here)
         assert len(stamps) <= window / period + 2, f"{len(stamps)} commands in {window:.2f} s after the jump"
+    finally:
+        stop_node(proc)
+
+
+def test_a_future_stamped_detection_does_not_keep_the_episode_going_once_perception_stops(workdir, ros):
+    """A detection stamped 10 s ahead would never go stale: with perception dead the policy would act on a frozen
+    object. It is refused, so the last real detection ages and the robot holds."""
+    proc = _policy(workdir, "policy_future", state="future")
+    robot = FakeRobot(ros, start_xy=(0.3, 0.0))
+    try:
+        robot.run(1.0)
+        assert start_episode(ros, robot.start, step=robot.publish).accepted, node_log(proc)
+        robot.run(1.0)
+        robot.camera_on = False  # perception dies, after one last detection from the future
+        robot.det_pub.publish(detection_msg(PUCK, robot.now() + 10_000_000_000))
+        robot.run(0.6)  # max_input_age 0.3 s + one period
+        n_at_hold = len(robot.commands)
+        robot.run(1.5)
+        assert len(robot.commands) == n_at_hold, "commands continued on a future-stamped detection"
+    finally:
+        stop_node(proc)
+    holds = [e for e in robot.events if e.event == EpisodeEvent.HOLDING]
+    assert holds and "object detection stale" in holds[-1].reason, [e.reason for e in holds]
+    assert "rejected detection_stamp (#1)" in node_log(proc)
+
+
+def test_a_false_on_the_estop_topic_does_not_clear_the_estop(workdir, ros):
+    """Any peer can publish on /sgft/estop: it can only engage the stop; clearing takes the set_estop service."""
+    proc = _policy(workdir, "policy_estop_topic", state="estop_topic")
+    robot = FakeRobot(ros, start_xy=(0.3, 0.0))
+    estop_pub = ros.create_publisher(Bool, Topics.ESTOP, ESTOP_QOS)
+    try:
+        robot.run(1.0)
+        assert call(ros, robot.estop, SetBool.Request(data=True), step=robot.publish).success
+        estop_pub.publish(Bool(data=False))
+        robot.run(1.0)
+        refused = call(ros, robot.start, StartEpisode.Request(), step=robot.publish)
+        assert not refused.accepted and "e-stop" in refused.message, refused
+        assert call(ros, robot.estop, SetBool.Request(data=False), step=robot.publish).message == "cleared"
+        assert start_episode(ros, robot.start, step=robot.publish).accepted
+    finally:
+        stop_node(proc)
+    assert "rejected estop_topic_clear (#1)" in node_log(proc)
+
+
+def test_a_pose_jumping_half_a_metre_in_20_ms_makes_the_policy_hold(workdir, ros):
+    """No FR3 moves 0.5 m in 20 ms (25 m/s; its limit is 3 m/s): the spoofed pose is refused and the robot holds
+    until poses have been plausible for max_input_age; no command is computed from the jumped pose."""
+    proc = _policy(workdir, "policy_jump", state="jump")
+    robot = FakeRobot(ros, start_xy=(0.3, 0.0))
+    try:
+        robot.run(1.0)
+        assert start_episode(ros, robot.start, step=robot.publish).accepted, node_log(proc)
+        robot.run(1.0)
+        robot.pose_pub.publish(pose_msg(robot.ee + [0.5, 0.0, 0.0], robot.last_pose_ns + 20_000_000))
+        robot.run(1.5)
+    finally:
+        stop_node(proc)
+    log = node_log(proc)
+    holds = [e.reason for e in robot.events if e.event == EpisodeEvent.HOLDING]
+    assert IMPLAUSIBLE_POSE in holds, (holds, log)
+    assert any(e.event == EpisodeEvent.RESUMED for e in robot.events), "did not resume on plausible poses"
+    assert "rejected robot_pose_jump (#1)" in log, log
+    for _, before, target in robot.commands:  # every target one bounded step from the real pose
+        assert np.all(np.abs(target[:2] - before[:2]) <= SPEC.max_delta + 1e-6), (before, target)
+
+
+def test_thirty_concurrent_start_and_stop_callers_all_get_an_answer(workdir, ros):
+    proc = _policy(workdir, "policy_burst", state="burst")
+    robot = FakeRobot(ros, start_xy=(0.3, 0.0))
+    try:
+        robot.run(1.0)
+        clients = [ros.create_client(StartEpisode, Services.START_EPISODE) if i % 2 == 0
+                   else ros.create_client(StopEpisode, Services.STOP_EPISODE) for i in range(30)]
+        assert spin_until(ros, lambda: all(c.service_is_ready() for c in clients), 30, robot.publish)
+        futures = [c.call_async(StartEpisode.Request() if i % 2 == 0 else StopEpisode.Request(reason="burst"))
+                   for i, c in enumerate(clients)]
+        spin_until(ros, lambda: all(f.done() for f in futures), 30, robot.publish)
+        answered = [f.done() for f in futures]
+        assert all(answered), f"{answered.count(False)} of 30 callers got no answer; {node_log(proc)}"
+        starts = [f.result() for f in futures[::2]]
+        assert all(r.accepted or r.message for r in starts)
     finally:
         stop_node(proc)
