@@ -124,7 +124,7 @@ def _tracebacks(text: str) -> list[str]:
 def _node_processes(graph_pid: int) -> dict[str, psutil.Process]:
     procs = {}
     try:
-        children = psutil.Process(graph_pid).children()
+        children = psutil.Process(graph_pid).children(recursive=True)
     except psutil.NoSuchProcess:
         return procs
     for child in children:
@@ -132,9 +132,9 @@ def _node_processes(graph_pid: int) -> dict[str, psutil.Process]:
             cmdline = " ".join(child.cmdline())
         except psutil.Error:
             continue
-        for name, module in NODES.items():
-            if module in cmdline:
-                procs[name] = child
+        for name, module in NODES.items():  # `-m module` or an installed executable with `-r __node:=name`
+            if module in cmdline or f"__node:={name}" in cmdline:
+                procs.setdefault(name, child)
     return procs
 
 
