@@ -4,11 +4,12 @@ and `declared` (a parameter declared with its type, default and description, rea
 from __future__ import annotations
 
 import signal
+from collections import Counter
 from collections.abc import Callable
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 
@@ -28,12 +29,32 @@ def run_node(make_node: Callable[[], Node], name: str, refuse: tuple[type[BaseEx
         _shutdown(None)
         return 0
     try:
-        rclpy.spin(node)
+        _spin(node, name)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         _shutdown(node)
     return 0
+
+
+def _spin(node: Node, name: str) -> None:
+    """rclpy.spin, except that an exception escaping a callback is logged and counted instead of ending the node.
+    Nodes guard their own callbacks; this catches what they cannot reach, such as rclpy's time source raising on a
+    /clock message with a negative time that any peer can publish."""
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    logger = rclpy.logging.get_logger(name)
+    errors: Counter[str] = Counter()
+    while rclpy.ok():
+        try:
+            executor.spin_once(timeout_sec=0.5)
+        except (KeyboardInterrupt, ExternalShutdownException):
+            raise
+        except Exception as err:  # noqa: BLE001 - a peer's message must never stop the node
+            kind = type(err).__name__
+            errors[kind] += 1
+            if errors[kind] == 1 or errors[kind] % 100 == 0:
+                logger.error(f"callback failed ({kind}, {errors[kind]} so far), node goes on: {err}")
 
 
 def _shutdown(node: Node | None) -> None:
