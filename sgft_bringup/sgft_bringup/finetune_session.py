@@ -72,6 +72,8 @@ class FinetuneSession(Node):
         self.wait_for_detection = bool(declare(
             "wait_for_detection", True, "start an episode once perception has seen the reset scene; false for a graph "
             "without perception (insert: held leg, calibrated hole), which waits for the robot's state instead"))
+        self.robot_pose_topic = str(declare("robot_pose_topic", Topics.ROBOT_POSE,
+                                            "the robot's pose topic (from the robot interface profile)"))
         self.events: list[EpisodeEvent] = []
         self.status: LearnerStatus | None = None
         self.heatmap: MarkerArray | None = None
@@ -82,7 +84,7 @@ class FinetuneSession(Node):
         if self.wait_for_detection:
             self.create_subscription(ObjectDetection, Topics.OBJECT_DETECTION, self._on_scene_input, SENSOR_QOS)
         else:
-            self.create_subscription(PoseStamped, Topics.ROBOT_POSE, self._on_scene_input, ROBOT_STATE_QOS)
+            self.create_subscription(PoseStamped, self.robot_pose_topic, self._on_scene_input, ROBOT_STATE_QOS)
         self.reset_client = self.create_client(ResetEpisode, Services.RESET_EPISODE)
         self.start_client = self.create_client(StartEpisode, Services.START_EPISODE)
 
@@ -124,7 +126,7 @@ class FinetuneSession(Node):
         # Without perception (the object held, the rest calibrated), the robot's state of the reset scene.
         reset_ns = self.get_clock().now().nanoseconds
         what = (f"an object detection of the reset scene on {Topics.OBJECT_DETECTION}" if self.wait_for_detection
-                else f"a robot pose of the reset scene on {Topics.ROBOT_POSE}")
+                else f"a robot pose of the reset scene on {self.robot_pose_topic}")
         self._spin_until(lambda: self.scene_stamp_ns > reset_ns, 60.0, what)
         # The policy node refuses while its own inputs are not ready (at the graph's start it can discover perception
         # after this node did) or while its last episode is still ending: ask again for up to a minute.

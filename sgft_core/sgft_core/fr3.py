@@ -15,6 +15,13 @@ JOINT_NAMES = tuple(f"fr3_joint{i}" for i in range(1, 8))
 JOINT_LOW = np.array([-2.7437, -1.7837, -2.9007, -3.0421, -2.8065, 0.5445, -3.0159])
 JOINT_HIGH = np.array([2.7437, 1.7837, 2.9007, -0.1518, 2.8065, 4.5169, 3.0159])
 
+# Cartesian translational velocity limit of the end effector (m/s), from Franka's interface specification
+# (libfranka's limits): no measured end effector moves faster.
+MAX_CARTESIAN_SPEED = 3.0
+# The end effector never lies further than this from the base frame's origin (m): 855 mm reach from the shoulder,
+# 333 mm above the base, plus a gripper and tool.
+MAX_EE_DISTANCE = 1.5
+
 # What the FR3 reads at each joint where the Panda MJCF of the simulator reads 0 (rad): FR3 = MJCF + this.
 MJCF_JOINT_ZERO_OFFSET = np.array([0.0, 0.0, 0.0, 0.0, 0.0, np.pi / 2, 0.0])
 

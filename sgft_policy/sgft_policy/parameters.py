@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from sgft_core.command import task_envelope
-from sgft_core.fr3 import BASE_FRAME, JOINT_NAMES
+from sgft_core.fr3 import BASE_FRAME, JOINT_NAMES, MAX_CARTESIAN_SPEED
 from sgft_core.observation import observation_sources, parse_held_object_offset
 from sgft_core.safety import SafetyEnvelope
 from sgft_core.tasks import TaskSpec, get_task
@@ -25,9 +25,6 @@ class ParameterError(ValueError):
 
 
 NAN3 = [float("nan")] * 3
-# The FR3's Cartesian translational velocity limit (Franka's interface specification, libfranka): no measured end
-# effector moves faster. A robot fact: it belongs in sgft_core.fr3.
-FR3_MAX_CARTESIAN_SPEED_MPS = 3.0
 
 # name -> (default, description); the default's type is the parameter's type.
 PARAMETERS: dict[str, tuple[Any, str]] = {
@@ -44,7 +41,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "joint_state_topic": (Topics.MEASURED_JOINT_STATES, "JointState of the arm (robot interface profile)"),
     "max_stamp_future_s": (0.1, "a robot state or detection stamped further than this (s) ahead of the node's clock "
                                 "is refused: it would never go stale"),
-    "max_ee_speed_mps": (FR3_MAX_CARTESIAN_SPEED_MPS,
+    "max_ee_speed_mps": (MAX_CARTESIAN_SPEED,
                          "a robot pose further than this speed times the time since the last accepted pose (+1 cm) "
                          "is refused and the robot holds: no real end effector moves faster (default: the FR3's "
                          "Cartesian velocity limit)"),

@@ -24,16 +24,17 @@ from dataclasses import dataclass
 import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
 
-from sgft_core.fr3 import JOINT_HIGH, JOINT_LOW, JOINT_NAMES
+from sgft_core.fr3 import (
+    JOINT_HIGH,
+    JOINT_LOW,
+    JOINT_NAMES,
+    MAX_EE_DISTANCE,
+)
 from sgft_core.observation import observation_sources
 from sgft_core.tasks import TaskSpec
 from sgft_interfaces.stamps import NS_PER_S, stamp_ns, stamp_problem
 from sgft_policy.assembly import Detection, Inputs, Joints, Pose
 
-# The FR3's end effector never lies further than this from its base frame's origin (855 mm reach from the shoulder,
-# 333 mm above the base, plus a gripper): a pose beyond is no measurement, and it bounds how long a bogus reference
-# pose can hold up genuine ones (reach / speed). A robot fact: it belongs in sgft_core.fr3.
-MAX_EE_DISTANCE_M = 1.5
 POSE_JUMP_MARGIN_M = 0.01  # measurement noise and stamp jitter on top of speed·Δt
 QUATERNION_NORM_TOLERANCE = 0.01
 JOINT_LIMIT_MARGIN_RAD = 0.1  # a measured joint may overshoot its limit a little before the robot stops
@@ -72,7 +73,9 @@ def pose_problem(msg, base_frame: str) -> Rejection | None:
         return frame
     if not _finite(p.x, p.y, p.z, o.x, o.y, o.z, o.w):
         return Rejection("robot_pose_nonfinite", "non-finite position or orientation")
-    if math.hypot(p.x, p.y, p.z) > MAX_EE_DISTANCE_M:
+    # beyond the reach no pose is a measurement; this also bounds how long a bogus reference pose can hold up
+    # genuine ones (reach / speed)
+    if math.hypot(p.x, p.y, p.z) > MAX_EE_DISTANCE:
         return Rejection("robot_pose_range", f"position ({p.x:.3g}, {p.y:.3g}, {p.z:.3g}) beyond the arm's reach")
     norm = math.sqrt(o.x * o.x + o.y * o.y + o.z * o.z + o.w * o.w)
     if abs(norm - 1.0) > QUATERNION_NORM_TOLERANCE:
