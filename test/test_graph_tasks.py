@@ -11,6 +11,10 @@ Each checks what its task's success depends on, against the simulator's ground t
     joints at its tick.
 Both: the episode runs all its steps without holding, and every transition is published in order and stored intact
 by the learner.
+
+The same flow runs with the simulated robot speaking each robot interface profile (sgft_bringup/config/profiles): the
+profile's topic names, state QoS, frame and state rate (1 kHz for crisp), push on crisp's Cartesian target and hammer
+on franka_ros2's joint trajectory controller.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
 from sgft_bringup.graph import load_config  # noqa: E402
+from sgft_bringup.profiles import load_profile, node_parameters  # noqa: E402
 from sgft_core.fr3 import JOINT_HIGH, JOINT_LOW, JOINT_NAMES  # noqa: E402
 from sgft_core.tasks import get_task  # noqa: E402
 from sgft_interfaces import (  # noqa: E402
@@ -83,15 +88,20 @@ class Episode:
     transitions: list[Transition] = field(default_factory=list)  # of this episode, as published
     events: list[EpisodeEvent] = field(default_factory=list)
     stored: dict[tuple[int, int], Transition] = field(default_factory=dict)  # the learner's store
+    pose_frames: set[str] = field(default_factory=set)
+    command_frames: set[str] = field(default_factory=set)
     context: str = ""  # graph output and node logs, for failure messages
 
 
-def run_episode(task: str, tmp: Path) -> Episode:
-    """Start the task's graph (its YAML, the shipped π_sim, a zero-shot learner storing transitions), run one
-    fine-tuning episode, stop the graph, and return what was recorded."""
+def run_episode(task: str, tmp: Path, profile: str = "sim", sets: tuple[str, ...] = ()) -> Episode:
+    """Start the task's graph (its YAML, the shipped π_sim, a zero-shot learner storing transitions) with the
+    simulated robot speaking robot interface `profile`, run one fine-tuning episode, stop the graph, and return what
+    was recorded."""
     sets = [f"sgft_learner.run_dir={tmp / 'run'}", "sgft_learner.method=zero_shot", "sgft_learner.torch_threads=1",
-            f"sgft_policy.estop_state_file={tmp / 'estop'}", f"sgft_policy.episode_state_file={tmp / 'episode.json'}"]
-    proc = start_graph(task, tmp / "logs", sets)
+            f"sgft_policy.estop_state_file={tmp / 'estop'}", f"sgft_policy.episode_state_file={tmp / 'episode.json'}",
+            *sets]
+    names = node_parameters(load_profile(profile), task)["sgft_policy"]
+    proc = start_graph(task, tmp / "logs", sets, profile=profile)
     rec = Episode(task)
     t0 = time.monotonic()
     rclpy.init()
@@ -104,14 +114,17 @@ def run_episode(task: str, tmp: Path) -> Episode:
 
     node.create_subscription(PointStamped, Topics.SIM_OBJECT_TRUTH, keep(rec.truth, lambda m: _xyz(m.point)),
                              ROBOT_STATE_QOS)
-    node.create_subscription(PoseStamped, Topics.ROBOT_POSE, keep(rec.poses, lambda m: _xyz(m.pose.position)),
-                             ROBOT_STATE_QOS)
-    node.create_subscription(JointState, Topics.MEASURED_JOINT_STATES,
+    on_pose = keep(rec.poses, lambda m: _xyz(m.pose.position))
+    node.create_subscription(PoseStamped, names["robot_pose_topic"],
+                             lambda m: (rec.pose_frames.add(m.header.frame_id), on_pose(m)), ROBOT_STATE_QOS)
+    node.create_subscription(JointState, names["joint_state_topic"],
                              keep(rec.joints, lambda m: dict(zip(m.name, m.position, strict=True))), ROBOT_STATE_QOS)
     node.create_subscription(ObjectDetection, Topics.OBJECT_DETECTION, rec.detections.append, SENSOR_QOS)
-    command_type, command_topic = ((PoseStamped, Topics.CARTESIAN_TARGET) if get_task(task).action_kind == "cartesian"
-                                   else (JointTrajectory, Topics.JOINT_TRAJECTORY))
-    node.create_subscription(command_type, command_topic, rec.commands.append, COMMAND_QOS)
+    command_type, command_topic = ((PoseStamped, names["cartesian_target_topic"])
+                                   if get_task(task).action_kind == "cartesian"
+                                   else (JointTrajectory, names["joint_trajectory_topic"]))
+    node.create_subscription(command_type, command_topic,
+                             lambda m: (rec.command_frames.add(m.header.frame_id), rec.commands.append(m)), COMMAND_QOS)
     node.create_subscription(Transition, Topics.TRANSITIONS, transitions.append, TRANSITION_QOS)
     node.create_subscription(EpisodeEvent, Topics.EPISODE_EVENTS, rec.events.append, EPISODE_EVENT_QOS)
     node.create_subscription(LearnerStatus, Topics.LEARNER_STATUS, status.append, STATUS_QOS)
@@ -237,3 +250,27 @@ def test_hammer_graph_sees_the_nail_head_commands_within_limits_and_stores_trans
         if _ns(cmd) in rec.joints:
             measured = np.array([rec.joints[_ns(cmd)][j] for j in spec.joint_names])
             assert np.all(np.abs(target[moved] - measured) <= spec.max_delta + 1e-6), (target[moved], measured)
+
+
+@pytest.mark.parametrize(("profile", "task"), [("crisp", "push"), ("franka_ros2_jazzy", "hammer"),
+                                               ("franka_ros2_humble", "hammer")])
+def test_the_graph_runs_against_the_simulated_robot_speaking_each_profile(profile, task):
+    """The profile's names, frames and state rate end to end: the episode runs without holding on the profile's
+    topics, every pose and command carries the profile's base frame, and the state arrives at the profile's rate."""
+    robot = load_profile(profile)
+    rate = robot["state"]["rate_hz"]
+    with tempfile.TemporaryDirectory() as tmp:
+        # real time: a 1 kHz state is a thousand messages a second in Python at 1x, four thousand at 4x
+        rec = run_episode(task, Path(tmp), profile, sets=("sgft_sim_robot.time_scale=1.0",))
+    check_episode_flow(rec)
+    assert rec.pose_frames == {robot["base_frame"]}, rec.pose_frames
+    if task == "push":
+        assert rec.command_frames == {robot["base_frame"]}, rec.command_frames
+    # The sim stamps its state every 1/rate s of sim time. This test's subscriber (best effort, in Python) may miss
+    # samples at 1 kHz, so the rate shows in the spacing of what arrived: the closest stamps are one period apart and
+    # every gap is a whole number of periods.
+    gaps = np.diff(np.array(sorted(rec.poses), dtype=np.int64))
+    period_ns = round(1e9 / rate)
+    print(f"{profile}: {len(rec.poses)} poses received, smallest gap {gaps.min() / 1e6:.3f} ms, profile {rate} Hz")
+    assert abs(gaps.min() - period_ns) <= 1000, (gaps.min(), period_ns)
+    assert np.all(np.abs(gaps / period_ns - np.round(gaps / period_ns)) < 1e-3), np.unique(gaps)[:10]

@@ -276,13 +276,15 @@ def node_parameters(robot: Profile, task: str | None = None, camera: Profile | N
     if robot["joint_target"] is not None:
         common["joint_trajectory_topic"] = robot["joint_target"]["topic"]
     sim_robot = dict(common, state_reliability=state["qos"]["reliability"])
-    if state["rate_hz"] is not None:  # else the simulated robot keeps its task's rate
+    if state["rate_hz"] is not None:  # the rate the robot's state arrives at; else the sim keeps its own
         sim_robot["state_rate_hz"] = float(state["rate_hz"])
     params = {"sgft_policy": dict(common), "sgft_sim_robot": sim_robot,
-              "sgft_finetune_session": {"robot_pose_topic": state["pose"]["topic"]}}
+              "sgft_finetune_session": {"robot_pose_topic": state["pose"]["topic"]},
+              # detections in the frame the policy checks them against
+              "sgft_perception": {"output_frame": robot["base_frame"]}}
     if camera is not None and camera_names:
-        params["sgft_perception"] = {"cloud_topics": [camera_topic(camera, n) for n in camera_names],
-                                     "cloud_frame_ids": [camera_frame(camera, n) for n in camera_names]}
+        params["sgft_perception"] |= {"cloud_topics": [camera_topic(camera, n) for n in camera_names],
+                                      "cloud_frame_ids": [camera_frame(camera, n) for n in camera_names]}
     return params
 
 

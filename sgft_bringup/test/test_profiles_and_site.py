@@ -35,7 +35,8 @@ def test_robot_facts_map_to_the_agreed_parameters():
     assert crisp["sgft_policy"]["robot_pose_topic"] == "/current_pose"
     assert crisp["sgft_policy"]["base_frame"] == "base"
     assert crisp["sgft_sim_robot"]["state_reliability"] == "reliable"
-    assert "state_rate_hz" not in crisp["sgft_sim_robot"]  # no rate parameter upstream: the sim keeps its own
+    assert crisp["sgft_sim_robot"]["state_rate_hz"] == 1000.0  # every controller_manager update, not a setting
+    assert crisp["sgft_perception"] == {"output_frame": "base"}  # detections in the frame the policy checks
     assert crisp["sgft_finetune_session"] == {"robot_pose_topic": "/current_pose"}
     jazzy = node_parameters(load_profile("franka_ros2_jazzy"), "hammer")
     assert jazzy["sgft_policy"]["joint_trajectory_topic"] == "/fr3_arm_controller/joint_trajectory"
@@ -46,7 +47,7 @@ def test_robot_facts_map_to_the_agreed_parameters():
                                   Topics.MEASURED_JOINT_STATES, "cartesian_target_topic": Topics.CARTESIAN_TARGET,
                                   "joint_trajectory_topic": Topics.JOINT_TRAJECTORY, "base_frame": "fr3_link0"}
     cams = node_parameters(load_profile("sim"), None, load_profile("realsense"), ["camera1", "camera2"])
-    assert cams["sgft_perception"] == {"cloud_topics": list(Topics.CAMERA_CLOUDS),
+    assert cams["sgft_perception"] == {"output_frame": "fr3_link0", "cloud_topics": list(Topics.CAMERA_CLOUDS),
                                        "cloud_frame_ids": ["camera1_depth_optical_frame",
                                                            "camera2_depth_optical_frame"]}
 

@@ -71,10 +71,14 @@ def node_log(proc: subprocess.Popen) -> str:
         return f.read()
 
 
-def start_graph(task: str, log_dir: str | os.PathLike, sets: Sequence[str] = ()) -> subprocess.Popen:
+def start_graph(task: str, log_dir: str | os.PathLike, sets: Sequence[str] = (),
+                profile: str | None = None) -> subprocess.Popen:
     """The whole graph of `task` as `python -m sgft_bringup.run_graph` would start it, with `--set NODE.PARAM=VALUE`
-    overrides and one log file per node in log_dir; its own output is piped (stop_graph returns it)."""
+    overrides, the simulated robot speaking robot interface `profile` (default: run_graph's), and one log file per
+    node in log_dir; its own output is piped (stop_graph returns it)."""
     cmd = [sys.executable, "-m", "sgft_bringup.run_graph", "--task", task, "--log-dir", str(log_dir)]
+    if profile is not None:
+        cmd += ["--profile", profile]
     for item in sets:
         cmd += ["--set", item]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -92,7 +92,9 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
         0.0, "time scale between episodes (0 = time_scale): lower, it leaves the CPU to a learner catching up, while "
         "the camera still shows the scene; from a reset until the episode starts the sim runs at time_scale (the "
         "session waits for a detection of the reset scene)"),
-    "state_rate_hz": (1.0 / ROBOT_NODE_STATE_PERIOD, "robot state publication rate (sim time)"),
+    "state_rate_hz": (1.0 / ROBOT_NODE_STATE_PERIOD,
+                      "robot state rate (sim time), up to 1000 Hz as a real FR3's broadcasters; also the physics step "
+                      "at which commands take effect"),
     "camera_rate_hz": (5.0, "point cloud rate per camera (sim time)"),
     "cameras": (["camera1"], f"simulated cameras, from {list(CAMERA_NAMES)}"),
     "cloud_width": (424, "depth width (848 or 424 on a D455)"),
@@ -108,7 +110,16 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
         "it goes on (0 = never waits)"),
     "cartesian_target_topic": (Topics.CARTESIAN_TARGET, "Cartesian target topic"),
     "joint_trajectory_topic": (Topics.JOINT_TRAJECTORY, "joint trajectory topic"),
+    # the robot interface profile this simulated robot speaks (sgft_bringup/config/profiles)
+    "robot_pose_topic": (Topics.ROBOT_POSE, "end-effector pose topic (PoseStamped)"),
+    "joint_state_topic": (Topics.MEASURED_JOINT_STATES, "measured joint state topic (JointState)"),
+    "base_frame": (BASE_FRAME, "frame of the published pose and of accepted Cartesian targets"),
+    "state_reliability": ("best_effort", "QoS reliability of the state topics: best_effort or reliable"),
 }
+STATE_RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
+MAX_STATE_RATE_HZ = 1000.0
+# Commands are scaled against the state at their stamp: keep that much history whatever the state rate.
+HISTORY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,10 @@ class SimRobotParameters:
     command_timeout: float
     cartesian_target_topic: str
     joint_trajectory_topic: str
+    robot_pose_topic: str
+    joint_state_topic: str
+    base_frame: str
+    state_reliability: str
 
     @classmethod
     def from_values(cls, p: Mapping[str, Any]) -> SimRobotParameters:
@@ -142,6 +157,14 @@ class SimRobotParameters:
         for name in ("perception_sync_timeout_s", "command_sync_timeout_s"):
             if not 0.0 <= float(p[name]) <= 10.0:
                 raise ValueError(f"{name}={float(p[name])} outside [0, 10]")
+        if not 1.0 <= float(p["state_rate_hz"]) <= MAX_STATE_RATE_HZ:
+            raise ValueError(f"state_rate_hz={p['state_rate_hz']} outside [1, {MAX_STATE_RATE_HZ:g}]")
+        if p["state_reliability"] not in STATE_RELIABILITY:
+            raise ValueError(f"state_reliability={p['state_reliability']!r}: choose from {list(STATE_RELIABILITY)}")
+        for name in ("robot_pose_topic", "joint_state_topic", "base_frame", "cartesian_target_topic",
+                     "joint_trajectory_topic"):
+            if not str(p[name]).strip():
+                raise ValueError(f"{name} must not be empty")
         state_period, camera_period = 1.0 / float(p["state_rate_hz"]), 1.0 / float(p["camera_rate_hz"])
         # Frames fall on whole state steps: camera_steps steps apart, one step before a multiple of the camera period.
         camera_steps = max(1, round(camera_period / state_period))
@@ -163,7 +186,9 @@ class SimRobotParameters:
                    sync_timeout=float(p["perception_sync_timeout_s"]),
                    command_timeout=float(p["command_sync_timeout_s"]),
                    cartesian_target_topic=p["cartesian_target_topic"],
-                   joint_trajectory_topic=p["joint_trajectory_topic"])
+                   joint_trajectory_topic=p["joint_trajectory_topic"], robot_pose_topic=p["robot_pose_topic"],
+                   joint_state_topic=p["joint_state_topic"], base_frame=p["base_frame"],
+                   state_reliability=p["state_reliability"])
 
     def control_steps(self, control_period: float) -> int:
         """State steps per control period; ValueError unless it is a whole number of them."""
@@ -184,6 +209,8 @@ class SimRobotNode(Node):
         p = self.params = SimRobotParameters.from_values(
             {name: declared(self, name, default, doc) for name, (default, doc) in PARAMETERS.items()})
         self.env = make_env(p.task, p.proxy, seed=p.seed)
+        if p.state_period < self.env.model.opt.timestep:  # a 1 kHz state needs physics steps of at most 1 ms
+            self.env.model.opt.timestep = p.state_period
         self.spec = self.env.task
         self.control_steps = p.control_steps(self.spec.control_period)
         self.proxy = self.env.proxy
@@ -193,7 +220,8 @@ class SimRobotNode(Node):
         self.steps = 0  # state steps since start: sim time is steps * state_period (no drift from adding floats)
         # (step, ee position, joint positions) as published (joints in the env's MJCF readings), for scaling a command
         # against what it was computed from
-        self.history: collections.deque[tuple[int, np.ndarray, np.ndarray]] = collections.deque(maxlen=100)
+        self.history: collections.deque[tuple[int, np.ndarray, np.ndarray]] = collections.deque(
+            maxlen=round(HISTORY_S / p.state_period))
         self.sim_time = 0.0
         # what the sim thread waits for from the graph: detections of its frames, the policy's command of a tick
         self.graph_input = threading.Condition()
@@ -208,9 +236,13 @@ class SimRobotNode(Node):
         self.env.reset(seed=p.seed)
 
         self.clock_pub = self.create_publisher(Clock, Topics.CLOCK, 10)
-        self.pose_pub = self.create_publisher(PoseStamped, Topics.ROBOT_POSE, ROBOT_STATE_QOS)
-        self.measured_pub = self.create_publisher(JointState, Topics.MEASURED_JOINT_STATES, ROBOT_STATE_QOS)
-        self.joint_states_pub = self.create_publisher(JointState, Topics.JOINT_STATES, ROBOT_STATE_QOS)
+        state_qos = QoSProfile(depth=ROBOT_STATE_QOS.depth, history=HistoryPolicy.KEEP_LAST,
+                               reliability=STATE_RELIABILITY[p.state_reliability])
+        self.pose_pub = self.create_publisher(PoseStamped, p.robot_pose_topic, state_qos)
+        self.measured_pub = self.create_publisher(JointState, p.joint_state_topic, state_qos)
+        # robot_state_publisher's input, unless the profile's joint state is that topic already
+        self.joint_states_pub = (self.create_publisher(JointState, Topics.JOINT_STATES, state_qos)
+                                 if p.joint_state_topic != Topics.JOINT_STATES else None)
         self.truth_pub = self.create_publisher(PointStamped, Topics.SIM_OBJECT_TRUTH, ROBOT_STATE_QOS)
         self.cloud_pubs = {name: self.create_publisher(PointCloud2, Topics.CAMERA_CLOUDS[CAMERA_NAMES.index(name)],
                                                        SENSOR_QOS) for name in p.cameras}
@@ -225,7 +257,7 @@ class SimRobotNode(Node):
         self.create_subscription(EpisodeEvent, Topics.EPISODE_EVENTS, self._on_episode_event, EPISODE_EVENT_QOS)
         for name in p.cameras:
             extrinsic = self.env.point_cloud(name, 8, 8).camera_to_base
-            self.get_logger().info(f"{name} optical frame -> {BASE_FRAME}: translation "
+            self.get_logger().info(f"{name} optical frame -> {p.base_frame}: translation "
                                    f"{np.round(extrinsic[:3, 3], 4).tolist()}, rotation "
                                    f"{np.round(extrinsic[:3, :3], 4).tolist()}")
         self.get_logger().info(f"simulating {p.task} on proxy '{p.proxy}' at {p.time_scale}x real time "
@@ -270,7 +302,7 @@ class SimRobotNode(Node):
         robot refuses."""
         scale = self.proxy.action_scale
         if isinstance(msg, PoseStamped):
-            if msg.header.frame_id not in ("", BASE_FRAME):
+            if msg.header.frame_id not in ("", self.params.base_frame):
                 self.get_logger().warning(f"ignoring target in frame {msg.header.frame_id!r}", once=True)
                 return None
             target = np.array([msg.pose.position.x, msg.pose.position.y, msg.pose.position.z])
@@ -450,7 +482,7 @@ class SimRobotNode(Node):
 
     def _publish_state(self, stamp: TimeMsg) -> None:
         pose = PoseStamped()
-        pose.header.stamp, pose.header.frame_id = stamp, BASE_FRAME
+        pose.header.stamp, pose.header.frame_id = stamp, self.params.base_frame
         p, q = self.env.ee_position(), self.env.ee_quaternion()  # quaternion w, x, y, z (MuJoCo order)
         pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in p)
         pose.pose.orientation.w, pose.pose.orientation.x = float(q[0]), float(q[1])
@@ -461,9 +493,10 @@ class SimRobotNode(Node):
                             velocity=dq_arm.tolist())  # the FR3's readings, as franka_ros2 publishes them
         joints.header.stamp = stamp
         self.measured_pub.publish(joints)
-        self.joint_states_pub.publish(joints)
+        if self.joint_states_pub is not None:
+            self.joint_states_pub.publish(joints)
         truth = PointStamped()
-        truth.header.stamp, truth.header.frame_id = stamp, BASE_FRAME
+        truth.header.stamp, truth.header.frame_id = stamp, self.params.base_frame
         truth.point.x, truth.point.y, truth.point.z = (float(v) for v in self.env.object_position())
         self.truth_pub.publish(truth)
 
