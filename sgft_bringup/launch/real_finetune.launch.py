@@ -24,7 +24,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from sgft_bringup.graph import graph_nodes, transport_environment
+from sgft_bringup.graph import camera_transforms, graph_config, graph_nodes, transport_environment
 from sgft_bringup.profiles import load_profile
 from sgft_bringup.site import CAMERA_PROFILE, load_site
 from sgft_core.tasks import TASKS
@@ -85,6 +85,7 @@ def _setup(context):
     try:
         site = load_site(site_path, task) if site_path else None
         nodes = graph_nodes(task, "real", config, site=site)
+        transforms = camera_transforms(graph_config(task, config, mode="real", site=site))
     except ValueError as err:  # no/uncalibrated site, a profile that cannot serve the task: start nothing
         raise RuntimeError(str(err)) from None
     actions = []
@@ -93,6 +94,9 @@ def _setup(context):
         actions += _robot_bringup(profile, site, task) + _cameras(site)
     actions += [Node(package=n.package, executable=n.executable, name=n.name, parameters=[n.parameters],
                      output="screen") for n in nodes]
+    # base → each camera's optical frame, from the site's calibration: rviz draws the clouds in the base frame
+    actions += [Node(package="tf2_ros", executable="static_transform_publisher", name=f"sgft_tf_{t.child}",
+                     arguments=t.arguments(), output="log") for t in transforms]
     return actions
 
 

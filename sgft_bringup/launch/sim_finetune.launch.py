@@ -9,7 +9,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironment
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from sgft_bringup.graph import DEFAULT_PROFILE, graph_nodes, transport_environment
+from sgft_bringup.graph import DEFAULT_PROFILE, camera_transforms, graph_config, graph_nodes, transport_environment
 
 
 def _nodes(context):
@@ -18,10 +18,14 @@ def _nodes(context):
     profile = LaunchConfiguration("profile").perform(context)
     try:
         nodes = graph_nodes(task, "sim", config, profile=profile)
+        transforms = camera_transforms(graph_config(task, config, profile=profile))
     except ValueError as err:  # a bad profile or one that cannot serve the task: start nothing
         raise RuntimeError(str(err)) from None
+    # base → the simulated cameras' optical frames: rviz draws the clouds in the base frame
     return [Node(package=n.package, executable=n.executable, name=n.name, parameters=[n.parameters], output="screen")
-            for n in nodes]
+            for n in nodes] + [Node(package="tf2_ros", executable="static_transform_publisher",
+                                    name=f"sgft_tf_{t.child}", arguments=t.arguments(), output="log")
+                               for t in transforms]
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -16,6 +16,7 @@ import yaml
 
 from sgft_bringup.profiles import load_profile, node_parameters
 from sgft_bringup.site import Site, check_not_simulated, graph_overrides, load_site
+from sgft_core.fr3 import BASE_FRAME
 from sgft_core.overrides import merge
 from sgft_core.tasks import TASKS
 from sgft_interfaces.share import installed_share
@@ -115,6 +116,34 @@ def graph_config(task: str, config_file: str | os.PathLike | None = None,
     # only nodes the YAML configures: insert's graph has no perception, a real graph no simulated robot
     config = merge(config, {node: params for node, params in layer.items() if node in config})
     return merge(config, overrides or {})
+
+
+@dataclass(frozen=True)
+class StaticTransform:
+    """A fixed transform parent → child, as tf2_ros's static_transform_publisher takes it."""
+
+    parent: str
+    child: str
+    pose: tuple[float, ...]  # x y z (m), qx qy qz qw
+
+    def arguments(self) -> list[str]:
+        """static_transform_publisher's named arguments (tf2_ros, Humble and later)."""
+        values = [f"--{name}={value!r}" for name, value in zip(("x", "y", "z", "qx", "qy", "qz", "qw"), self.pose,
+                                                                 strict=True)]
+        return [*values, f"--frame-id={self.parent}", f"--child-frame-id={self.child}"]
+
+
+def camera_transforms(config: dict[str, dict]) -> list[StaticTransform]:
+    """Base → camera optical frame of each camera perception reads, from its calibrated extrinsics: published on
+    /tf_static by the launch files (tf2_ros is not on PyPI), so rviz draws the clouds in the robot's base frame. None
+    without perception or without the clouds' frame names."""
+    perception = config.get("sgft_perception") or {}
+    frames, extrinsics = perception.get("cloud_frame_ids") or [], perception.get("extrinsics") or []
+    parent = perception.get("output_frame", BASE_FRAME)
+    if len(extrinsics) != 7 * len(frames):
+        return []
+    return [StaticTransform(parent, frame, tuple(float(v) for v in extrinsics[7 * i:7 * i + 7]))
+            for i, frame in enumerate(frames) if frame]
 
 
 def has_perception(config: dict[str, dict]) -> bool:

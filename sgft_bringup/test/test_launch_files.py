@@ -71,10 +71,23 @@ def test_real_launch_includes_the_profiles_upstream_launch_and_cameras(launch_fi
     switch = [a for a in actions if type(a).__name__ == "ExecuteProcess"][0].kwargs["cmd"][0]
     assert "--activate cartesian_impedance_controller --deactivate joint_trajectory_controller" in switch
     nodes = [a.kwargs for a in actions if type(a).__name__ == "Node"]
-    assert [n["name"] for n in nodes] == ["sgft_perception", "sgft_policy", "sgft_learner"]
+    assert [n["name"] for n in nodes] == ["sgft_perception", "sgft_policy", "sgft_learner",
+                                          "sgft_tf_camera1_depth_optical_frame"]
+    tf = nodes[-1]
+    assert (tf["package"], tf["executable"]) == ("tf2_ros", "static_transform_publisher")
+    assert "--frame-id=base" in tf["arguments"] and "--child-frame-id=camera1_depth_optical_frame" in tf["arguments"]
     # without bringup only the SGFT nodes start
     only = module._setup({"task": "push", "config": "", "site": str(site), "bringup": "false"})
     assert {type(a).__name__ for a in only} == {"Node"}
+
+
+def test_sim_launch_publishes_the_simulated_cameras_frames(launch_file):
+    module = launch_file("sim_finetune.launch.py")
+    nodes = [a.kwargs for a in module._nodes({"task": "push", "config": "", "profile": "sim"})]
+    tf = [n for n in nodes if n["executable"] == "static_transform_publisher"]
+    assert len(tf) == 1 and tf[0]["arguments"][-2:] == ["--frame-id=fr3_link0",
+                                                        "--child-frame-id=camera1_depth_optical_frame"]
+    assert tf[0]["arguments"][:3] == ["--x=1.15", "--y=-0.55", "--z=0.65"]
 
 
 def test_real_launch_refuses_without_a_calibrated_site(launch_file, tmp_path):
