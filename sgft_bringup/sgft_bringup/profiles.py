@@ -280,6 +280,7 @@ def node_parameters(robot: Profile, task: str | None = None, camera: Profile | N
         sim_robot["state_rate_hz"] = float(state["rate_hz"])
     params = {"sgft_policy": dict(common), "sgft_sim_robot": sim_robot,
               "sgft_finetune_session": {"robot_pose_topic": state["pose"]["topic"]},
+              "sgft_learner": {"base_frame": robot["base_frame"]},  # the heatmap's frame
               # detections in the frame the policy checks them against
               "sgft_perception": {"output_frame": robot["base_frame"]}}
     if camera is not None and camera_names:

@@ -37,6 +37,7 @@ def test_robot_facts_map_to_the_agreed_parameters():
     assert crisp["sgft_sim_robot"]["state_reliability"] == "reliable"
     assert crisp["sgft_sim_robot"]["state_rate_hz"] == 1000.0  # every controller_manager update, not a setting
     assert crisp["sgft_perception"] == {"output_frame": "base"}  # detections in the frame the policy checks
+    assert crisp["sgft_learner"] == {"base_frame": "base"}  # the heatmap's frame
     assert crisp["sgft_finetune_session"] == {"robot_pose_topic": "/current_pose"}
     jazzy = node_parameters(load_profile("franka_ros2_jazzy"), "hammer")
     assert jazzy["sgft_policy"]["joint_trajectory_topic"] == "/fr3_arm_controller/joint_trajectory"

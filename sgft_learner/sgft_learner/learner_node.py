@@ -76,6 +76,8 @@ class LearnerNode(Node):
         status_period = float(declare("status_period_s", 1.0, "LearnerStatus period (wall seconds)"))
         heatmap_period = float(declare("heatmap_period_s", 2.0, "value heatmap period (wall seconds); 0 disables it"))
         self.heatmap_cells = int(declare("heatmap_cells", 24, "heatmap resolution per axis"))
+        self.base_frame = str(declare("base_frame", BASE_FRAME, "the robot's base frame, the heatmap's (profiles set "
+                                      "it)"))
         self.max_stamp_future = float(declare("max_stamp_future_s", 1.0, "a transition stamped more than this (s) "
                                               "ahead of this node's clock is rejected"))
         if self.method not in METHODS:
@@ -372,7 +374,7 @@ class LearnerNode(Node):
         stamp = self.get_clock().now().to_msg()
         markers = MarkerArray()
         for marker_id, (name, values) in enumerate(fields.items()):
-            marker = _marker(name, marker_id, Marker.CUBE_LIST, stamp)
+            marker = _marker(name, marker_id, Marker.CUBE_LIST, stamp, self.base_frame)
             # one cell per grid point, tiling the plane (the workspace is wider in y than in x)
             marker.scale.x, marker.scale.y = float(xs[1] - xs[0]), float(ys[1] - ys[0])
             marker.scale.z = 0.002
@@ -383,7 +385,7 @@ class LearnerNode(Node):
                 marker.colors.append(_colormap((float(v) - float(values.min())) / span))
             markers.markers.append(marker)
         if len(self.object_xy) == 2:  # the object the values are drawn for (push: the puck)
-            marker = _marker("object", len(fields), Marker.SPHERE, stamp)
+            marker = _marker("object", len(fields), Marker.SPHERE, stamp, self.base_frame)
             marker.pose.position = _point(*(float(self.last_obs[i]) for i in self.object_xy), 0.02)
             marker.scale.x = marker.scale.y = marker.scale.z = 0.05
             marker.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
@@ -399,10 +401,10 @@ class LearnerNode(Node):
         super().destroy_node()
 
 
-def _marker(ns: str, marker_id: int, kind: int, stamp) -> Marker:
+def _marker(ns: str, marker_id: int, kind: int, stamp, frame: str) -> Marker:
     """An empty heatmap marker in the robot base frame."""
     marker = Marker(ns=ns, id=marker_id, type=kind, action=Marker.ADD)
-    marker.header.stamp, marker.header.frame_id = stamp, BASE_FRAME
+    marker.header.stamp, marker.header.frame_id = stamp, frame
     marker.pose.orientation.w = 1.0
     return marker
 
