@@ -23,6 +23,8 @@ class Topics:
     LEARNER_STATUS = "/sgft/learner_status"
     VALUE_HEATMAP = "/sgft/value_heatmap"
     ESTOP = "/sgft/estop"
+    # sgft_msgs/Intervention: an operator's teleoperation action, replacing the policy's while active
+    INTERVENTION = "/sgft/intervention"
 
 
 class Services:
@@ -38,3 +40,9 @@ class Services:
     RESET_EPISODE_RUNNING = "episode running"
     # std_srvs/SetBool: true engages the e-stop, false clears it
     SET_ESTOP = "/sgft/set_estop"
+    # std_srvs/SetBool: true pauses the running episode (the robot holds its measured pose), false resumes it
+    PAUSE_EPISODE = "/sgft/pause_episode"
+    # std_srvs/Trigger: the operator confirms the scene is set up after a reset (the real robot's reset server waits)
+    CONFIRM_RESET = "/sgft/confirm_reset"
+    # sgft_msgs/LabelEpisode: the operator's success label of a finished episode (the learner serves it)
+    LABEL_EPISODE = "/sgft/label_episode"

@@ -10,8 +10,8 @@ import importlib
 import random
 import zlib
 
-MESSAGE_TYPES = ("Transition", "PolicyUpdate", "ObjectDetection", "EpisodeEvent", "LearnerStatus")
-SERVICE_TYPES = ("StartEpisode", "StopEpisode", "ResetEpisode")
+MESSAGE_TYPES = ("Transition", "PolicyUpdate", "ObjectDetection", "EpisodeEvent", "LearnerStatus", "Intervention")
+SERVICE_TYPES = ("StartEpisode", "StopEpisode", "ResetEpisode", "LabelEpisode")
 
 _INT_RANGES = {
     "uint8": (1, 255), "int8": (-128, 127), "uint16": (1, 65535), "int16": (-32768, 32767),
