@@ -20,7 +20,9 @@ Variants (`make_config(name)`); the only difference between them is the configur
 Incremental use (the ROS learner node feeds it from a topic and trains in its own thread; the benchmark drives it
 directly against an env):
     learner = FinetuneLearner(spec, checkpoint.networks, make_config("sgft"), seed=0)
-    learner.add_transition(obs, action, reward, next_obs, terminal, truncated)   # raw reward r(s')
+    row = learner.add_transition(obs, action, reward, next_obs, terminal, truncated)   # raw reward r(s'); the row
+    learner.add_transition(..., intervention=True)   # an operator's action: a demonstration when demo_fraction > 0
+    learner.label_episode(last_row, success=True, perceived=False)   # the operator's label of a finished episode
     if learner.updates_due(): learner.update(learner.updates_due())
     learner.act(obs, deterministic=False); learner.actor_state(); learner.value_sim(obs); learner.q_value(obs, a)
     learner.state_dict() / learner.load_state_dict(state)   # what a restart needs: trained networks and progress
@@ -89,6 +91,16 @@ class FinetuneConfig:
     target_q_subset: int | None = None  # min over a random subset of target members (RLPD: 2); None: all
     actor_q_reduce: str = "min"  # "min" (SAC) or "mean" (RLPD) over the ensemble
     sim_data_fraction: float = 0.0  # share of each batch drawn from sim data (RLPD's symmetric sampling: 0.5)
+    # Share of each batch drawn from the operator's interventions (RLPD / HIL-SERL style demonstrations): a
+    # transition added with intervention=True also goes into a demonstration buffer, and once it holds any, each
+    # batch takes this share from it and the rest from all real data (demonstrations included). 0: off.
+    demo_fraction: float = 0.0
+    # The operator's success label of an episode in what the learner trains on: the episode's last transition gets
+    # label_reward·(label − perceived success) on top of its raw reward, the outcome the operator saw instead of the
+    # perceived one (a success wrongly perceived as failure gains the bonus, the converse loses it). The task rewards
+    # are functions of the observation, so this is the one place a label can enter them. 0: labels are recorded but
+    # the rewards are untouched.
+    label_reward: float = 0.0
     tau: float = 0.005  # Polyak rate of the target critic (only used with an infinite horizon)
     train_actor: bool = True
     train_critic: bool = True
@@ -112,6 +124,11 @@ class FinetuneConfig:
             raise ValueError("acting must be 'actor' or 'mppi'")
         if not 0.0 <= self.sim_data_fraction < 1.0:
             raise ValueError("sim_data_fraction must lie in [0, 1)")
+        if not 0.0 <= self.demo_fraction < 1.0 or self.demo_fraction + self.sim_data_fraction >= 1.0:
+            raise ValueError("demo_fraction must lie in [0, 1) and leave room for other real data next to "
+                             "sim_data_fraction")
+        if self.label_reward < 0:
+            raise ValueError("label_reward must be ≥ 0")
         if self.value_sim_in_target and (self.horizon is None or self.reward != "shaped"):
             raise ValueError("value_sim_in_target needs a finite horizon and the shaped reward")
         if self.critic_huber_delta is not None and self.critic_huber_delta <= 0:
@@ -225,6 +242,10 @@ class FinetuneLearner(SoftActorCritic):
 
         self.real = ReplayBuffer(config.replay_capacity, obs_dim, act_dim)
         self.sim = ReplayBuffer(config.replay_capacity, obs_dim, act_dim)
+        self.demo = ReplayBuffer(config.replay_capacity, obs_dim, act_dim)  # interventions, when demo_fraction > 0
+        self._demo_rows: dict[int, int] = {}  # real row → its copy's row in `demo`
+        self._label_base: dict[int, float] = {}  # real row → its raw reward, once a label has moved it
+        self._demo_added = 0
         self.episodes = 0  # finished real episodes
         self.transitions = 0
         self.updates_done = 0
@@ -242,12 +263,20 @@ class FinetuneLearner(SoftActorCritic):
 
     # ------------------------------------------------------------------------------------------------- data in
     def add_transition(self, obs: np.ndarray, action: np.ndarray, reward: float, next_obs: np.ndarray,
-                       terminal: bool, truncated: bool = False) -> None:
-        """One real transition with the raw task reward; `terminal` is a true task end, `truncated` a time limit."""
+                       terminal: bool, truncated: bool = False, intervention: bool = False) -> int:
+        """One real transition with the raw task reward; `terminal` is a true task end, `truncated` a time limit,
+        `intervention` an operator's action (a demonstration when demo_fraction > 0). Returns the transition's row
+        (its number among the real transitions, from 0), which `label_episode` takes."""
         cfg = self.config
         with self.lock:
+            row = self.transitions
             self.real.add(np.asarray(obs, np.float32), np.asarray(action, np.float32), float(reward),
                           np.asarray(next_obs, np.float32), bool(terminal))
+            if intervention and cfg.demo_fraction > 0:
+                self.demo.add(np.asarray(obs, np.float32), np.asarray(action, np.float32), float(reward),
+                              np.asarray(next_obs, np.float32), bool(terminal))
+                self._demo_rows[row] = self._demo_added
+                self._demo_added += 1
             self.transitions += 1
             self._episode_steps += 1
             episode_end = bool(terminal or truncated)
@@ -262,6 +291,24 @@ class FinetuneLearner(SoftActorCritic):
             if episode_end:
                 self._episode_steps = 0
                 self._maybe_start_training()
+            return row
+
+    def label_episode(self, last_row: int, success: bool, perceived: bool) -> bool:
+        """The operator's success label of the episode whose last transition is `last_row` (add_transition's
+        return value): that transition's reward becomes its raw reward + label_reward·(success − perceived), in the
+        replay buffer and in its demonstration copy. A later label of the same episode replaces the earlier one.
+        False when the row has been overwritten in the replay buffer (nothing changed)."""
+        cfg = self.config
+        with self.lock:
+            if not 0 <= last_row < self.transitions or self.transitions - last_row > self.real.capacity:
+                return False
+            base = self._label_base.setdefault(last_row, float(self.real.reward[last_row % self.real.capacity]))
+            reward = base + cfg.label_reward * (float(success) - float(perceived))
+            self.real.reward[last_row % self.real.capacity] = reward
+            demo_row = self._demo_rows.get(last_row)
+            if demo_row is not None and self._demo_added - demo_row <= self.demo.capacity:
+                self.demo.reward[demo_row % self.demo.capacity] = reward
+            return True
 
     def add_sim_data(self, batch: Batch) -> None:
         """Simulator transitions (numpy Batch) for RLPD's symmetric sampling."""
@@ -274,10 +321,18 @@ class FinetuneLearner(SoftActorCritic):
 
     # --------------------------------------------------------------------------------------------- the update
     def _sample(self) -> tuple[Batch, int]:
-        """A training batch (tensors) and how many of its leading rows are real."""
+        """A training batch (tensors) and how many of its leading rows are real (demonstrations included)."""
         cfg = self.config
         with self.lock:
-            if cfg.sim_data_fraction > 0 and len(self.sim) > 0:
+            if cfg.demo_fraction > 0 and len(self.demo) > 0:
+                n_sim = int(round(cfg.sim_data_fraction * cfg.batch_size)) if len(self.sim) > 0 else 0
+                n_real = cfg.batch_size - n_sim
+                n_demo = int(round(cfg.demo_fraction * cfg.batch_size))
+                parts = [sample_mixed([self.real, self.demo], [n_real - n_demo, n_demo], n_real, self.rng)]
+                if n_sim:
+                    parts.append(self.sim.sample(n_sim, self.rng))
+                batch = Batch.concatenate(parts)
+            elif cfg.sim_data_fraction > 0 and len(self.sim) > 0:
                 n_real = cfg.batch_size - int(round(cfg.sim_data_fraction * cfg.batch_size))
                 batch = sample_mixed([self.real, self.sim], [n_real, cfg.batch_size - n_real], cfg.batch_size,
                                      self.rng)

@@ -333,6 +333,85 @@ def test_rlpd_samples_sim_and_real_symmetrically():
     assert "critic_loss" in learner.update(1)
 
 
+def test_interventions_are_demonstrations_drawn_at_the_demo_fraction():
+    learner = FinetuneLearner(PUSH, _push_networks(), make_config("sgft", batch_size=64, demo_fraction=0.25))
+    data = _push_batch(50, seed=3)
+    for i in range(50):  # the operator acted in the first 10 steps
+        row = learner.add_transition(data.obs[i], data.action[i], data.reward[i], data.next_obs[i], False,
+                                     truncated=i == 49, intervention=i < 10)
+        assert row == i
+    assert len(learner.real) == 50 and len(learner.demo) == 10  # stored as usual, and as demonstrations
+    np.testing.assert_array_equal(learner.demo.all().obs, data.obs[:10])
+    batch, n_real = learner._sample()
+    assert n_real == 64 and batch.obs.shape == (64, 4)
+    demo_rows = {tuple(r) for r in data.obs[:10].tolist()}
+    assert all(tuple(r) in demo_rows for r in batch.obs[48:].tolist())  # the last quarter: demonstrations
+    # the first three quarters come from all real data: demonstrations there only at their share of it
+    assert sum(tuple(r) in demo_rows for r in batch.obs[:48].tolist()) < 30
+    assert "critic_loss" in learner.update(1)
+
+    # Off (the default): the flag is taken and ignored, and batches are drawn as before.
+    off = FinetuneLearner(PUSH, _push_networks(), make_config("sgft", batch_size=64))
+    for i in range(50):
+        off.add_transition(data.obs[i], data.action[i], data.reward[i], data.next_obs[i], False, intervention=True)
+    assert len(off.demo) == 0 and off._sample()[1] == 64
+
+
+def test_demonstrations_next_to_rlpd_sim_data():
+    learner = FinetuneLearner(PUSH, _push_networks(), make_config("rlpd", batch_size=64, demo_fraction=0.25))
+    real, sim = _push_batch(50, seed=1), _push_batch(50, seed=2)
+    learner.add_sim_data(sim)
+    for i in range(50):
+        learner.add_transition(real.obs[i], real.action[i], real.reward[i], real.next_obs[i], False,
+                               intervention=i >= 40)
+    batch, n_real = learner._sample()
+    assert n_real == 32  # real rows (demonstrations included) first, then the sim half
+    demo_rows = {tuple(r) for r in real.obs[40:].tolist()}
+    real_rows = {tuple(r) for r in real.obs.tolist()}
+    assert all(tuple(r) in demo_rows for r in batch.obs[16:32].tolist())
+    assert all(tuple(r) in real_rows for r in batch.obs[:16].tolist())
+    assert not any(tuple(r) in real_rows for r in batch.obs[32:].tolist())
+    with pytest.raises(ValueError, match="demo_fraction"):
+        make_config("rlpd", demo_fraction=0.5)
+    with pytest.raises(ValueError, match="demo_fraction"):
+        make_config("sgft", demo_fraction=1.0)
+
+
+def test_a_label_moves_the_reward_of_the_episodes_last_transition():
+    data = _push_batch(20, seed=4)
+
+    def episode(config):
+        learner = FinetuneLearner(PUSH, _push_networks(), config)
+        rows = [learner.add_transition(data.obs[i], data.action[i], data.reward[i], data.next_obs[i], False,
+                                       truncated=i == 19, intervention=True) for i in range(20)]
+        return learner, rows[-1]
+
+    learner, last = episode(make_config("sgft", label_reward=2.0, demo_fraction=0.25))
+    raw = float(data.reward[19])
+    assert learner.label_episode(last, success=True, perceived=False)  # the operator saw a success
+    assert learner.real.reward[last] == pytest.approx(raw + 2.0)
+    assert learner.demo.reward[19] == learner.real.reward[last]
+    assert learner.label_episode(last, success=False, perceived=False)  # changed their mind: the perceived outcome
+    assert learner.real.reward[last] == pytest.approx(raw) and learner.demo.reward[19] == pytest.approx(raw)
+    assert learner.label_episode(last, success=False, perceived=True)
+    assert learner.real.reward[last] == pytest.approx(raw - 2.0)
+    np.testing.assert_array_equal(learner.real.reward[:19], data.reward[:19])  # the rest of the episode untouched
+    assert not learner.label_episode(20, success=True, perceived=False)  # no such row
+
+    recorded, last = episode(make_config("sgft"))  # label_reward 0: recorded, rewards untouched
+    assert recorded.label_episode(last, success=True, perceived=False)
+    np.testing.assert_array_equal(recorded.real.reward[:20], data.reward)
+
+    small = FinetuneLearner(PUSH, _push_networks(), make_config("sgft", label_reward=1.0, replay_capacity=8))
+    for i in range(20):
+        small.add_transition(data.obs[i], data.action[i], data.reward[i], data.next_obs[i], False)
+    assert not small.label_episode(5, success=True, perceived=False)  # overwritten in the ring buffer
+    assert small.label_episode(19, success=True, perceived=False)
+    assert small.real.reward[19 % 8] == pytest.approx(float(data.reward[19]) + 1.0)
+    with pytest.raises(ValueError, match="label_reward"):
+        make_config("sgft", label_reward=-1.0)
+
+
 # --------------------------------------------------------------------------------- a short fine-tuning run
 # Reach task with a point mass, goal at the origin: obs = position, action = step; the episode ends (success) within
 # GOAL_RADIUS. The "real" robot's controller turns every commanded step by 100°, so π_sim (head straight for the
