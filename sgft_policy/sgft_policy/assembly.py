@@ -1,5 +1,6 @@
 """What the control loop reads and writes, without ROS: the latest inputs, the observation assembled from them (or
-why the robot must hold), the controller target for an action (sgft_core.command) and its message.
+why the robot must hold), the controller target for an action (sgft_core.command) or for holding still, and its
+message.
 
 Inputs carry their measurement time in seconds of the node's clock (the header stamp, checked by
 sgft_policy.validation): an input older than max_input_age makes the robot hold, so a queue delay counts as
@@ -169,6 +170,33 @@ class Commander:
         return command_target(self.spec, self.envelope, action, inputs.pose.position, q, self.joint_hold)
 
 
+def hold_target(spec: TaskSpec, inputs: Inputs, now: float, max_input_age: float) -> tuple[np.ndarray | None, str]:
+    """The target that holds the arm where it is measured to be (a stop, an abort, a pause), or None and why none is
+    safe to send (then the controller keeps its last target, at most one step ahead).
+
+    Cartesian: the measured end-effector position, z at the task's ee_height for a planar task (every command of
+    that task has it, so z does not change); joint: the 7 measured arm joints. Exactly the measured state, not the
+    envelope's step back into the box for an arm outside it: a stop must not move the arm, and it is within every
+    step limit of where the arm is. Only a fresh, plausible measurement: an old one may lie a step or more behind."""
+    pose = inputs.pose
+    if pose is None or now - pose.stamp > max_input_age:
+        return None, "robot pose stale or missing"
+    if inputs.pose_implausible is not None and now - inputs.pose_implausible[0] <= max_input_age:
+        return None, IMPLAUSIBLE_POSE
+    if spec.action_kind == "cartesian":
+        target = np.array(pose.position, dtype=np.float64)
+        if spec.action_dim == 2:
+            target[2] = spec.ee_height
+    else:
+        joints = inputs.joints
+        if joints is None or now - joints.stamp > max_input_age:
+            return None, "joint state stale or missing"
+        if any(j not in joints.positions for j in JOINT_NAMES):
+            return None, "joint state lacks arm joints"
+        target = np.array([joints.positions[j] for j in JOINT_NAMES], dtype=np.float64)
+    return (target, "") if np.all(np.isfinite(target)) else (None, "measured state not finite")
+
+
 def time_msg(ns: int) -> TimeMsg:
     sec, nanosec = divmod(int(ns), 1_000_000_000)
     return TimeMsg(sec=sec, nanosec=nanosec)
@@ -182,6 +210,14 @@ def pose_target_msg(xyz: np.ndarray, orientation_xyzw: np.ndarray, stamp_ns: int
     msg.pose.orientation.x, msg.pose.orientation.y = float(o[0]), float(o[1])
     msg.pose.orientation.z, msg.pose.orientation.w = float(o[2]), float(o[3])
     return msg
+
+
+def command_msg(spec: TaskSpec, target: np.ndarray, orientation_xyzw: np.ndarray, stamp_ns: int, frame_id: str,
+                period: float) -> PoseStamped | JointTrajectory:
+    """The controller message of a target: a PoseStamped (Cartesian tasks) or a one-point JointTrajectory."""
+    if spec.action_kind == "cartesian":
+        return pose_target_msg(target, orientation_xyzw, stamp_ns, frame_id)
+    return joint_trajectory_msg(target, stamp_ns, frame_id, period)
 
 
 def joint_trajectory_msg(targets: np.ndarray, stamp_ns: int, frame_id: str, period: float) -> JointTrajectory:

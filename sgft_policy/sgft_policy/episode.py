@@ -3,7 +3,9 @@ publishes the events it emits.
 
 Episodes: start (refused under e-stop, while one runs, or while the inputs are not ready), then steps; holding while
 inputs are stale (a step's pending action is dropped, an episode holding longer than max_hold is aborted), resumed
-when they are fresh again; finished at a terminal state or the time limit, aborted by the operator or the e-stop.
+when they are fresh again; paused and resumed by the operator (no steps and no max_hold while paused); finished at
+a terminal state or the time limit, aborted by the operator or the e-stop. An abort, the e-stop and a pause call
+`halt`: the node commands the arm to hold its measured pose, since the controller's last target may be a step ahead.
 The e-stop and the running episode are persisted to files, so they survive a restart of the node: a restarted node
 keeps the e-stop engaged and marks the episode it was running aborted. The e-stop topic can only engage it; only the
 set_estop service clears it.
@@ -24,6 +26,8 @@ import numpy as np
 from sgft_core.tasks import TaskSpec
 
 MAX_REASON_CHARS = 200  # of a StopEpisode reason
+PAUSED = "paused by operator"
+NO_EPISODE = "no episode is running"
 
 
 class EventKind(enum.Enum):
@@ -72,16 +76,18 @@ class Episode:
     """Episode numbering, the running episode's progress, holding, and the e-stop."""
 
     def __init__(self, estop_file: Path, episode_file: Path, max_hold: float, emit: EventSink,
-                 log: Logger) -> None:
+                 log: Logger, halt: Callable[[], None] = lambda: None) -> None:
         self.estop_file, self.episode_file = estop_file, episode_file
         self.max_hold = max_hold
-        self._emit, self._log = emit, log
+        self._emit, self._log, self._halt = emit, log, halt
         self.episode_id = 0
         self.running = False
         self.evaluation = False
         self.step_index = 0
         self.episode_return = 0.0
-        self.pending: tuple[np.ndarray, np.ndarray] | None = None  # (s, a) waiting for s'
+        self.paused = False
+        # (s, a, whether an operator's intervention chose a) waiting for s'
+        self.pending: tuple[np.ndarray, np.ndarray, bool] | None = None
         self.hold_reason = ""
         self.hold_since: float | None = None
         self.estop = self._read_estop_file()
@@ -123,7 +129,7 @@ class Episode:
         if reason:
             return False, reason
         self.episode_id += 1
-        self.running, self.evaluation = True, bool(evaluation)
+        self.running, self.evaluation, self.paused = True, bool(evaluation), False
         self.step_index, self.episode_return, self.pending = 0, 0.0, None
         self.hold_reason, self.hold_since = "", None
         write_state(self.episode_file, json.dumps(
@@ -134,14 +140,16 @@ class Episode:
     def stop(self, reason: str) -> tuple[bool, str]:
         """(stopped, why not)."""
         if not self.running:
-            return False, "no episode is running"
+            return False, NO_EPISODE
         # any caller's text goes into the event and the log: bounded
         self.end(EventKind.ABORTED, reason[:MAX_REASON_CHARS] or "stopped by operator")
         return True, ""
 
     def end(self, kind: EventKind, reason: str, success: bool = False) -> None:
-        self.running, self.pending = False, None
+        self.running, self.pending, self.paused = False, None, False
         write_state(self.episode_file, json.dumps({"episode_id": self.episode_id, "running": False}))
+        if kind is EventKind.ABORTED:
+            self._halt()
         self._emit(kind, reason, success)
         verb = {EventKind.FINISHED: "finished", EventKind.ABORTED: "ABORTED"}[kind]
         self._log.info(f"episode {self.episode_id} {verb} after {self.step_index} steps: {reason} "
@@ -163,14 +171,35 @@ class Episode:
             self._log.error(f"E-STOP engaged by {source}: no more commands until it is cleared")
             if self.running:
                 self.end(EventKind.ABORTED, f"e-stop engaged by {source}")
+            else:  # whatever else moved the arm, the stop holds it where it is
+                self._halt()
         else:
             self._log.warning(f"e-stop cleared by {source}")
 
     # ------------------------------------------------------------------------------------------------ the loop
+    def pause(self, paused: bool) -> tuple[bool, str]:
+        """The operator's pause (True) or resume (False) of the running episode: (done, message). Paused, the arm
+        holds its measured pose and the pending step is dropped (its action was not held for one period); the time
+        paused is no hold, so max_hold does not abort it."""
+        if not self.running:
+            return False, NO_EPISODE
+        if paused == self.paused:
+            return True, "already paused" if paused else "not paused"
+        self.paused, self.pending = paused, None
+        self.hold_since, self.hold_reason = None, ""
+        if paused:
+            self._halt()
+            self._emit(EventKind.HOLDING, PAUSED, False)
+            self._log.warning(f"episode {self.episode_id} {PAUSED}")
+            return True, "paused"
+        self._emit(EventKind.RESUMED, "resumed by operator", False)
+        self._log.info(f"episode {self.episode_id} resumed by operator")
+        return True, "resumed"
+
     @property
     def acting(self) -> bool:
-        """Whether a tick should act: an episode runs and the e-stop is clear."""
-        return self.running and not self.estop
+        """Whether a tick should act: an episode runs, unpaused, and the e-stop is clear."""
+        return self.running and not self.estop and not self.paused
 
     def hold(self, reason: str, now: float) -> None:
         """No command this tick; the pending action was not held for one period, so it is no valid transition."""

@@ -33,6 +33,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "control_rate_hz": (5.0, "control loop rate; the tasks are defined at 5 Hz"),
     "max_input_age_s": (0.5, "older robot state or detection makes the robot hold"),
     "max_hold_s": (5.0, "an episode holding longer than this is aborted"),
+    "intervention_timeout_s": (
+        float("nan"),
+        "an active intervention (teleoperation) stamped longer ago than this before a tick is stale: not used, and "
+        "one that steered in this episode aborts it (the device was lost); NaN: one control period"),
     "base_frame": (BASE_FRAME, "frame of targets and observations"),
     "cartesian_target_topic": (Topics.CARTESIAN_TARGET,
                                "PoseStamped target topic of the Cartesian impedance controller"),
@@ -91,6 +95,7 @@ class PolicyParameters:
     period: float  # s
     max_input_age: float
     max_hold: float
+    intervention_timeout: float  # s
     base_frame: str
     cartesian_target_topic: str
     joint_trajectory_topic: str
@@ -121,6 +126,10 @@ class PolicyParameters:
             raise ParameterError(f"control_rate_hz={p['control_rate_hz']} outside [0.5, 50]")
         if not 0.0 < p["max_input_age_s"] <= 5.0:
             raise ParameterError(f"max_input_age_s={p['max_input_age_s']} outside (0, 5]")
+        timeout = p["intervention_timeout_s"]
+        timeout = 1.0 / p["control_rate_hz"] if np.isnan(timeout) else timeout
+        if not 0.0 < timeout <= 5.0:
+            raise ParameterError(f"intervention_timeout_s={p['intervention_timeout_s']} outside (0, 5] (or NaN)")
         step = p["max_version_step"]
         if isinstance(step, bool) or not isinstance(step, int) or not 1 <= step <= 2**32 - 1:
             raise ParameterError(f"max_version_step={step} is not an integer in [1, 2^32 - 1]")
@@ -158,7 +167,8 @@ class PolicyParameters:
             raise ParameterError(str(err)) from err
         return cls(
             spec=spec, checkpoint=p["checkpoint"], period=1.0 / p["control_rate_hz"],
-            max_input_age=p["max_input_age_s"], max_hold=p["max_hold_s"], base_frame=p["base_frame"],
+            max_input_age=p["max_input_age_s"], max_hold=p["max_hold_s"], intervention_timeout=timeout,
+            base_frame=p["base_frame"],
             cartesian_target_topic=p["cartesian_target_topic"], joint_trajectory_topic=p["joint_trajectory_topic"],
             orientation=quat, envelope=envelope, constants=constants,
             joint_zero_offsets=dict(zip(JOINT_NAMES, offsets.tolist(), strict=True)), held_offset=held_offset,

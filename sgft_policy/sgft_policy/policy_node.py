@@ -2,13 +2,19 @@
 
 Inputs (latest message of each, with its receipt time): robot pose and joint state from franka_ros2's state
 broadcaster, the object detection from sgft_perception (or, for an object rigidly held in the gripper, its position
-from the robot pose and the grasp: `held_object_offset`), new actor weights from the learner, the e-stop.
+from the robot pose and the grasp: `held_object_offset`), new actor weights from the learner, the e-stop, an
+operator's interventions (teleoperation).
 Every tick, if an episode runs and every input is fresh, finite and valid, the node publishes
-  - the Transition of the previous step (s, a, r(s'), s', terminal, truncated, success), never held back,
-  - the next controller target, bounded by the task's safety envelope whatever the actor said (sgft_core.command).
-Otherwise it holds: no target is sent (the impedance controller keeps its last one), the pending transition is
-dropped because its action was not held for one control period, and an EpisodeEvent says why. The e-stop stops
-commands at once and is persisted to a file, so it survives a restart of this node until someone clears it.
+  - the Transition of the previous step (s, a, r(s'), s', terminal, truncated, success, intervention), never held
+    back,
+  - the next controller target for the actor's action, or the operator's while a fresh intervention is active,
+    bounded by the task's safety envelope whatever either said (sgft_core.command).
+On stale or invalid input it holds: no target is sent (the impedance controller keeps its last one, at most one
+step ahead, and an old measurement is no better), the pending transition is dropped because its action was not held
+for one control period, and an EpisodeEvent says why. The e-stop, an abort (StopEpisode, max_hold, a teleop device
+lost mid-intervention) and the operator's pause send one target at the measured pose at once, then no command until
+the next episode (or the resume). The e-stop is persisted to a file, so it survives a restart of this node until
+someone clears it.
 
 Any peer on the DDS domain can publish and call: every callback checks its whole message before use (validation:
 stamps, frames, ranges, a pose moving faster than the robot can), and a refused message or an exception inside a
@@ -17,7 +23,8 @@ e-stop topic can only engage the e-stop; clearing it takes the set_estop service
 
 This class wires parts that need no ROS: parameters (declaration table, validation), validation (which state and
 detection messages are taken), assembly (inputs, observation, command target and message), episode (episodes and
-e-stop), ticks (when the loop runs), stats (loop timing) and weights (which PolicyUpdates are taken).
+e-stop, pause), intervention (the operator's takeover), ticks (when the loop runs), stats (loop timing) and weights
+(which PolicyUpdates are taken).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from std_msgs.msg import Bool
 from std_srvs.srv import SetBool
 from trajectory_msgs.msg import JointTrajectory
 
-from sgft_core.checkpoint import CheckpointError, actor_from_bytes, load_checkpoint
+from sgft_core.checkpoint import CheckpointError, load_checkpoint
 from sgft_interfaces import (
     CLOCK_QOS,
     COMMAND_QOS,
@@ -53,22 +60,16 @@ from sgft_interfaces import (
 )
 from sgft_interfaces.node_main import declared, run_node
 from sgft_interfaces.stamps import stamp_ns, stamp_problem
-from sgft_msgs.msg import EpisodeEvent, ObjectDetection, PolicyUpdate, Transition
+from sgft_msgs.msg import EpisodeEvent, Intervention, ObjectDetection, PolicyUpdate, Transition
 from sgft_msgs.srv import StartEpisode, StopEpisode
-from sgft_policy.assembly import (
-    Commander,
-    Inputs,
-    ObservationAssembler,
-    joint_trajectory_msg,
-    pose_target_msg,
-    time_msg,
-)
+from sgft_policy.assembly import Commander, Inputs, ObservationAssembler, command_msg, hold_target, time_msg
 from sgft_policy.episode import Episode, EventKind
+from sgft_policy.intervention import Takeover, intervention_from_msg
 from sgft_policy.parameters import PARAMETERS, ParameterError, PolicyParameters
 from sgft_policy.stats import LoopStats
 from sgft_policy.ticks import TickScheduler
 from sgft_policy.validation import InputGate, Rejection
-from sgft_policy.weights import Refusal, RefusalLog, UpdateGate, sha256_matches
+from sgft_policy.weights import Refusal, RefusalLog, UpdateGate
 
 
 class PolicyNode(Node):
@@ -94,7 +95,8 @@ class PolicyNode(Node):
         self.stats = LoopStats(p.period)
         # counted into the stats' rejections (the periodic log line), logged once per kind per stats period
         self.refusals = RefusalLog(self.stats.reject, self.get_logger().warning, interval=p.stats_period)
-        self.episode = Episode(p.estop_file, p.episode_file, p.max_hold, self._event, self.get_logger())
+        self.takeover = Takeover(p.intervention_timeout, self.get_logger().info)
+        self.episode = Episode(p.estop_file, p.episode_file, p.max_hold, self._event, self.get_logger(), self._halt)
 
         # best effort matches reliable and best-effort publishers of robot state alike
         for msg_type, topic, callback, qos, kind in (
@@ -102,7 +104,9 @@ class PolicyNode(Node):
                 (JointState, p.joint_state_topic, self._on_joints, ROBOT_STATE_QOS, "joint_state"),
                 (ObjectDetection, Topics.OBJECT_DETECTION, self._on_detection, SENSOR_QOS, "detection"),
                 (PolicyUpdate, Topics.POLICY_UPDATE, self._apply_policy_update, POLICY_UPDATE_QOS, "policy_update"),
-                (Bool, Topics.ESTOP, self._on_estop_topic, ESTOP_QOS, "estop_topic")):
+                (Bool, Topics.ESTOP, self._on_estop_topic, ESTOP_QOS, "estop_topic"),
+                # best effort takes reliable and best-effort devices alike; a device repeats its state at its rate
+                (Intervention, Topics.INTERVENTION, self._on_intervention, SENSOR_QOS, "intervention")):
             self.create_subscription(msg_type, topic, self._guarded(kind, callback), qos)
         if self.spec.action_kind == "cartesian":
             self.command_pub = self.create_publisher(PoseStamped, p.cartesian_target_topic, COMMAND_QOS)
@@ -112,7 +116,8 @@ class PolicyNode(Node):
         self.event_pub = self.create_publisher(EpisodeEvent, Topics.EPISODE_EVENTS, EPISODE_EVENT_QOS)
         for srv_type, name, handler in ((StartEpisode, Services.START_EPISODE, self._on_start),
                                         (StopEpisode, Services.STOP_EPISODE, self._on_stop),
-                                        (SetBool, Services.SET_ESTOP, self._on_set_estop)):
+                                        (SetBool, Services.SET_ESTOP, self._on_set_estop),
+                                        (SetBool, Services.PAUSE_EPISODE, self._on_pause)):
             self.create_service(srv_type, name, self._answering(name, handler), qos_profile=SERVICE_QOS)
         self.episode.recover()
         sim_time = bool(self.get_parameter("use_sim_time").value)
@@ -179,24 +184,18 @@ class PolicyNode(Node):
     def _on_detection(self, msg: ObjectDetection) -> None:
         self._took(self.gate.detection(msg, self._now_ns()))
 
+    def _on_intervention(self, msg: Intervention) -> None:
+        taken = intervention_from_msg(msg, self.spec.action_dim, self._now_ns(), self.params.max_stamp_future)
+        rejection = taken if isinstance(taken, Rejection) else self.takeover.take(taken)
+        if rejection is not None:
+            self._refuse(rejection.kind, rejection.detail)
+
     def _apply_policy_update(self, msg: PolicyUpdate) -> None:
-        now = time.monotonic()
-        refusal, reason = self.update_gate.check(msg.task, msg.version, msg.architecture)
-        if refusal is not None:
-            self.refusals.refuse(refusal, reason, now)
-            return
-        weights = bytes(msg.weights)
-        if not sha256_matches(weights, msg.sha256):  # mandatory: unsigned weights are refused
-            self.refusals.refuse(Refusal.HASH, f"version {msg.version}: weights do not match their sha256", now)
-            return
-        try:
-            actor = actor_from_bytes(weights, self.spec.name, msg.sha256, self.spec.obs_dim, self.spec.action_dim,
-                                     expected_config=self.update_gate.network_config)
-        except CheckpointError as err:
-            self.refusals.refuse(Refusal.MALFORMED, f"version {msg.version}: {err}", now)
+        actor, refusal, reason = self.update_gate.load(msg, self.spec.obs_dim, self.spec.action_dim)
+        if actor is None:
+            self._refuse(refusal, reason)
             return
         self.actor, self.policy_version = actor.eval(), msg.version
-        self.update_gate.accepted(msg.version)
         self.get_logger().info(f"policy weights updated to version {msg.version}")
 
     # ------------------------------------------------------------------------------------------ episodes, e-stop
@@ -218,8 +217,25 @@ class PolicyNode(Node):
         response.accepted, response.message = self.episode.start(request.evaluation, self._not_ready)
         if response.accepted:
             self.commander.reset()
+            self.takeover.reset()
             response.episode_id = self.episode.episode_id
         return response
+
+    def _on_pause(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        response.success, response.message = self.episode.pause(bool(request.data))
+        if response.success and not request.data:
+            self.takeover.reset()  # a device left active while paused is no operator steering
+        return response
+
+    def _halt(self) -> None:
+        """Command the arm to hold its measured pose: the controller's last target may be a step ahead of it."""
+        now_ns = self._now_ns()
+        target, why = hold_target(self.spec, self.inputs, now_ns * 1e-9, self.params.max_input_age)
+        if target is None:
+            self.get_logger().warning(f"no hold target sent ({why}): the controller keeps its last target")
+            return
+        p = self.params
+        self.command_pub.publish(command_msg(self.spec, target, p.orientation, now_ns, p.base_frame, p.period))
 
     def _on_stop(self, request: StopEpisode.Request, response: StopEpisode.Response) -> StopEpisode.Response:
         response.stopped, response.message = self.episode.stop(request.reason)
@@ -253,6 +269,10 @@ class PolicyNode(Node):
         if not self.episode.acting:
             return
         wall_start = time.perf_counter()
+        lost = self.takeover.lost(now)
+        if lost:
+            self.episode.end(EventKind.ABORTED, lost)  # its steps so far are published already
+            return
         obs, reason = self.observer.observe(self.inputs, now)
         if obs is None:
             self.episode.hold(reason, now)
@@ -260,29 +280,30 @@ class PolicyNode(Node):
         self.episode.resume()
         if self.episode.pending is not None and self._publish_transition(*self.episode.pending, obs, now_ns):
             return
-        action = np.asarray(self.actor.act(obs, deterministic=self.episode.evaluation), dtype=np.float32)
+        action = self.takeover.action(now)
+        intervened = action is not None
+        if not intervened:
+            action = np.asarray(self.actor.act(obs, deterministic=self.episode.evaluation), dtype=np.float32)
         target = self.commander.target(action, self.inputs)
         if target is None:
             self.episode.hold("no safe target for the current state", now)
             return
-        if self.spec.action_kind == "cartesian":
-            msg = pose_target_msg(target, self.params.orientation, now_ns, self.params.base_frame)
-        else:
-            msg = joint_trajectory_msg(target, now_ns, self.params.base_frame, self.params.period)
-        self.command_pub.publish(msg)  # stamped with its tick's time
-        self.episode.pending = (obs, action)
+        p = self.params  # stamped with its tick's time
+        self.command_pub.publish(command_msg(self.spec, target, p.orientation, now_ns, p.base_frame, p.period))
+        self.episode.pending = (obs, action, intervened)
         self.stats.command_latencies.append(time.perf_counter() - wall_start)
         if self.observer.uses_detection:
             self.stats.detection_ages.append(now - self.inputs.detection.stamp)
 
-    def _publish_transition(self, obs: np.ndarray, action: np.ndarray, next_obs: np.ndarray, tick_ns: int) -> bool:
+    def _publish_transition(self, obs: np.ndarray, action: np.ndarray, intervened: bool, next_obs: np.ndarray,
+                            tick_ns: int) -> bool:
         """Publish the pending step's transition (not in evaluation episodes: they measure the policy, they do not
         feed the learner); True when it ended the episode."""
         step = self.episode.record_step(self.spec, next_obs)
         msg = Transition(task=self.spec.name, episode_id=self.episode.episode_id, step=step.step, obs=obs.tolist(),
                          action=action.tolist(), reward=step.reward, next_obs=next_obs.tolist(),
                          terminal=step.terminal, truncated=step.truncated, success=step.success,
-                         policy_version=self.policy_version)
+                         policy_version=self.policy_version, intervention=intervened)
         # stamped with the tick next_obs was observed at (as commands are): under sim time the node's clock can still
         # read the previous /clock when the tick runs
         msg.header.stamp, msg.header.frame_id = time_msg(tick_ns), self.params.base_frame

@@ -14,6 +14,7 @@ import hashlib
 import json
 from collections.abc import Callable
 
+from sgft_core.checkpoint import CheckpointError, actor_from_bytes
 from sgft_core.networks import NetworkConfig
 
 MAX_ARCHITECTURE_CHARS = 4096
@@ -79,6 +80,23 @@ class UpdateGate:
 
     def accepted(self, version: int) -> None:
         self.version = version
+
+    def load(self, msg, obs_dim: int, action_dim: int):
+        """(actor, None, "") of a PolicyUpdate that passes every check, the version then running; else (None,
+        refusal, why)."""
+        refusal, reason = self.check(msg.task, msg.version, msg.architecture)
+        if refusal is not None:
+            return None, refusal, reason
+        weights = bytes(msg.weights)
+        if not sha256_matches(weights, msg.sha256):  # mandatory: unsigned weights are refused
+            return None, Refusal.HASH, f"version {msg.version}: weights do not match their sha256"
+        try:
+            actor = actor_from_bytes(weights, self.task, msg.sha256, obs_dim, action_dim,
+                                     expected_config=self.network_config)
+        except CheckpointError as err:
+            return None, Refusal.MALFORMED, f"version {msg.version}: {err}"
+        self.accepted(msg.version)
+        return actor, None, ""
 
 
 class RefusalLog:

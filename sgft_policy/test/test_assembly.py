@@ -16,7 +16,9 @@ from sgft_policy.assembly import (
     Joints,
     ObservationAssembler,
     Pose,
+    command_msg,
     detection_from_msg,
+    hold_target,
     joint_trajectory_msg,
     joints_from_msg,
     pose_from_msg,
@@ -143,3 +145,30 @@ def test_loop_statistics():
     counts = [stats.reject("joint_state") for _ in range(200)]
     assert [n for n in counts if stats.worth_logging(n)] == [1, 100, 200]
     assert stats.timing_stats()["rejections"] == {"joint_state": 200}
+
+
+def test_the_hold_target_is_the_measured_pose_never_a_step_towards_the_box():
+    # push: measured x, y (here outside the box: the stop does not step back into it), z at the task's height
+    target, why = hold_target(PUSH, Inputs(pose=pose([0.75, 0.1, 0.05])), 10.1, 0.5)
+    assert why == "" and target.tolist() == pytest.approx([0.75, 0.1, PUSH.ee_height])
+    target, _ = hold_target(INSERT, Inputs(pose=pose([0.5, 0.0, 0.2])), 10.1, 0.5)
+    assert target.tolist() == pytest.approx([0.5, 0.0, 0.2])
+    moved = [q + 0.1 for q in Q]  # all 7 measured joints, not the episode's held ones
+    target, _ = hold_target(HAMMER, Inputs(pose=pose([0.5, 0, 0.2]), joints=joints(moved)), 10.1, 0.5)
+    assert target.tolist() == pytest.approx(moved)
+    msg = command_msg(HAMMER, target, np.array(DOWN), 1_000_000_000, "fr3_link0", 0.2)
+    assert list(msg.points[0].positions) == pytest.approx(moved)
+    msg = command_msg(PUSH, np.array([0.4, 0.0, 0.02]), np.array(DOWN), 1_000_000_000, "fr3_link0", 0.2)
+    assert msg.pose.position.x == pytest.approx(0.4)
+
+
+def test_no_hold_target_from_an_old_or_implausible_measurement():
+    assert hold_target(PUSH, Inputs(), 10.0, 0.5) == (None, "robot pose stale or missing")
+    assert hold_target(PUSH, Inputs(pose=pose([0.4, 0.0, 0.02], stamp=9.0)), 10.0, 0.5)[1] == \
+        "robot pose stale or missing"
+    jumped = Inputs(pose=pose([0.4, 0.0, 0.02]), pose_implausible=(9.9, "moved 0.5 m"))
+    assert hold_target(PUSH, jumped, 10.0, 0.5)[0] is None
+    assert hold_target(HAMMER, Inputs(pose=pose([0.5, 0, 0.2])), 10.0, 0.5)[1] == "joint state stale or missing"
+    partial = Inputs(pose=pose([0.5, 0, 0.2]), joints=Joints({"fr3_joint1": 0.0}, {}, 10.0))
+    assert hold_target(HAMMER, partial, 10.0, 0.5)[0] is None
+    assert hold_target(PUSH, Inputs(pose=pose([np.nan, 0.0, 0.02])), 10.0, 0.5)[0] is None

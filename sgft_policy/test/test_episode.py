@@ -125,3 +125,57 @@ def test_a_terminal_state_finishes_and_stop_aborts(tmp_path):
     episode.start(False, ready)
     assert episode.stop("") == (True, "")
     assert events[-1][:2] == (EventKind.ABORTED, "stopped by operator")
+
+
+def with_halts(tmp_path, max_hold: float = 5.0):
+    halts: list[int] = []
+    events: list[tuple[EventKind, str]] = []
+    episode = Episode(tmp_path / "estop", tmp_path / "episode.json", max_hold,
+                      lambda kind, reason, success: events.append((kind, reason)), Log(),
+                      halt=lambda: halts.append(len(events)))
+    return episode, events, halts
+
+
+def test_abort_and_estop_halt_the_arm_once_finishing_does_not(tmp_path):
+    episode, events, halts = with_halts(tmp_path, max_hold=1.0)
+    episode.start(False, ready)
+    episode.stop("operator")
+    assert halts == [1] and events[-1] == (EventKind.ABORTED, "operator")  # held before the event says so
+    episode.start(False, ready)
+    episode.hold("robot pose stale or missing", 10.0)
+    episode.hold("robot pose stale or missing", 11.1)  # max_hold abort
+    assert len(halts) == 2 and events[-1][0] == EventKind.ABORTED
+    episode.start(False, ready)
+    fell = episode.record_step(SPEC, np.array([0.5, 0.0, 0.9, 0.0]))
+    episode.finish(fell)
+    assert len(halts) == 2  # a finished episode's last target was held for its whole step
+    episode.start(False, ready)
+    episode.set_estop(True, "operator")
+    assert len(halts) == 3 and events[-1] == (EventKind.ABORTED, "e-stop engaged by operator")
+    episode.set_estop(True, "/sgft/estop")  # already engaged: no second hold
+    assert len(halts) == 3
+    episode.set_estop(False, "operator")
+    episode.set_estop(True, "operator")  # between episodes too: whatever moves the arm, it stops
+    assert len(halts) == 4
+
+
+def test_pause_holds_drops_the_pending_step_and_does_not_count_towards_max_hold(tmp_path):
+    episode, events, halts = with_halts(tmp_path, max_hold=1.0)
+    assert episode.pause(True) == (False, "no episode is running")
+    assert episode.pause(False) == (False, "no episode is running")
+    episode.start(False, ready)
+    assert episode.pause(False) == (True, "not paused")
+    episode.hold("object detection stale or missing", 10.0)
+    episode.pending = (np.zeros(4), np.zeros(2), False)
+    assert episode.pause(True) == (True, "paused")
+    assert episode.pending is None and not episode.acting and halts == [len(events) - 1]
+    assert events[-1] == (EventKind.HOLDING, "paused by operator")
+    assert episode.pause(True) == (True, "already paused") and len(halts) == 1
+    assert episode.pause(False) == (True, "resumed") and episode.acting
+    assert events[-1] == (EventKind.RESUMED, "resumed by operator")
+    # the hold before the pause is forgotten: 30 s later a stale input starts a new hold, not an abort
+    episode.hold("object detection stale or missing", 40.0)
+    assert episode.running and events[-1] == (EventKind.HOLDING, "object detection stale or missing")
+    episode.pause(True)
+    episode.stop("operator")  # a paused episode can be stopped; the next one starts unpaused
+    assert not episode.paused and episode.start(False, ready)[0] and episode.acting

@@ -44,7 +44,14 @@ def test_a_tighter_box_and_step_are_taken():
     ({"held_object_offset": [0.0, 0.0, 90.0]}, "metres"),
     ({"max_step": [0.5, 0.5]}, "max_step"),
     ({"workspace_high": [0.9, 0.35, 0.3]}, "exceeds"),
+    ({"intervention_timeout_s": 0.0}, "intervention_timeout_s"),
+    ({"intervention_timeout_s": 60.0}, "intervention_timeout_s"),
 ])
 def test_bad_values_are_refused_with_the_parameter_named(overrides, word):
     with pytest.raises(ParameterError, match=word):
         PolicyParameters.from_values(values(**overrides))
+
+
+def test_an_intervention_is_fresh_for_one_control_period_unless_told():
+    assert PolicyParameters.from_values(values(control_rate_hz=10.0)).intervention_timeout == pytest.approx(0.1)
+    assert PolicyParameters.from_values(values(intervention_timeout_s=0.5)).intervention_timeout == 0.5

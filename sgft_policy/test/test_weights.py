@@ -2,9 +2,12 @@
 
 import json
 
+import numpy as np
 import pytest
 
-from sgft_core.networks import NetworkConfig
+from sgft_core.checkpoint import actor_to_bytes
+from sgft_core.networks import NetworkConfig, build_networks
+from sgft_msgs.msg import PolicyUpdate
 from sgft_policy.parameters import ParameterError, PolicyParameters
 from sgft_policy.weights import Refusal, RefusalLog, UpdateGate, architecture_mismatch, sha256_matches
 
@@ -78,3 +81,15 @@ def test_max_version_step_parameter_is_validated():
     for bad in (0, -1, 2**32, 1.5, True):
         with pytest.raises(ParameterError, match="max_version_step"):
             PolicyParameters.from_values(dict(values, max_version_step=bad))
+
+
+def test_load_returns_the_actor_of_a_signed_update_and_moves_the_version():
+    data, sha = actor_to_bytes(build_networks(4, 2, CONFIG).actor, "push", CONFIG)
+    g = gate()
+    actor, refusal, _ = g.load(PolicyUpdate(task="push", version=3, architecture=ARCH, weights=list(data),
+                                            sha256=sha), 4, 2)
+    assert refusal is None and g.version == 3 and actor.act(np.zeros(4), deterministic=True).shape == (2,)
+    unsigned = PolicyUpdate(task="push", version=4, architecture=ARCH, weights=list(data), sha256="0" * 64)
+    assert g.load(unsigned, 4, 2)[1] is Refusal.HASH and g.version == 3
+    shapes = PolicyUpdate(task="push", version=4, architecture=ARCH, weights=list(data), sha256=sha)
+    assert g.load(shapes, 5, 2)[1] is Refusal.MALFORMED and g.version == 3
