@@ -29,5 +29,6 @@ setup(
         "finetune_session = sgft_bringup.finetune_session:main",
         "profiles = sgft_bringup.profiles:main",
         "site = sgft_bringup.site:main",
+        "recorder = sgft_bringup.recorder:main",
     ]},
 )
