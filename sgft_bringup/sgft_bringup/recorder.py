@@ -10,9 +10,9 @@ Only episodes that start after the recorder are recorded: events and transitions
 policy's transient-local history of earlier episodes is not replayed into new bags.
 
 Crash behaviour: rosbags' MCAP writer keeps the open chunk in memory and writes the summary, the footer and
-metadata.yaml only on close, so a bag cut off by SIGKILL cannot be opened by rosbags as it is. The recorder closes a
-chunk at least every `flush_period_s`, so the file holds every chunk up to then; `salvage` (run on start for
-bags left unfinished in output_dir) rewrites those chunks into a complete bag. The learner's transition store, not
+metadata.yaml only on close, so a bag cut off by SIGKILL cannot be opened by rosbags as it is. The recorder writes
+the open chunk out at the first message after each `flush_period_s`, so the file holds all but the last moments;
+`salvage` (run on start for bags left unfinished in output_dir) rewrites those chunks into a complete bag. The learner's transition store, not
 this recording, is the source of truth of the data.
 """
 
@@ -68,8 +68,8 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "state_rate_hz": (50.0, "robot state recorded at most this often (by header stamp), so a 1 kHz state stays small"),
     "image_topics": ([SIM_COLOR_IMAGE], "color image topics (sensor_msgs/Image) to record; [''] records none"),
     "image_every_n": (5, "record one image in this many of each image topic"),
-    "flush_period_s": (1.0, "wall seconds at most between writes of the bag's data to disk (what a killed recorder "
-                            "leaves for salvage)"),
+    "flush_period_s": (1.0, "the bag's pending data goes to disk at the first message after this many wall seconds "
+                            "(what a killed recorder leaves for salvage)"),
     "salvage_on_start": (True, "rewrite bags a killed recorder left in output_dir into complete ones on start"),
 }
 
