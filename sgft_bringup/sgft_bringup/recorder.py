@@ -12,8 +12,8 @@ policy's transient-local history of earlier episodes is not replayed into new ba
 Crash behaviour: rosbags' MCAP writer keeps the open chunk in memory and writes the summary, the footer and
 metadata.yaml only on close, so a bag cut off by SIGKILL cannot be opened by rosbags as it is. The recorder writes
 the open chunk out at the first message after each `flush_period_s`, so the file holds all but the last moments;
-`salvage` (run on start for bags left unfinished in output_dir) rewrites those chunks into a complete bag. The learner's transition store, not
-this recording, is the source of truth of the data.
+`salvage` (run on start for bags left unfinished in output_dir) rewrites those chunks into a complete bag. The
+learner's transition store, not this recording, is the source of truth of the data.
 """
 
 from __future__ import annotations
