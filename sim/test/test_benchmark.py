@@ -91,6 +91,42 @@ def test_tiny_sweep_writes_everything_and_resumes(checkpoint_dir, tmp_path, monk
     assert benchmark.main(argv) == 0
 
 
+def test_scripted_operator_interventions_are_demonstrations(checkpoint_dir, tmp_path, capsys):
+    out = tmp_path / "results"
+    argv = ["--tasks", "push", "--proxies", "real", "--methods", "sgft", "--seeds", "0", "--episodes", "2",
+            "--eval-every", "2", "--eval-episodes", "1", "--checkpoint-dir", str(checkpoint_dir), "--out", str(out),
+            "--no-progress", "--intervene-episodes", "1", "--set", "prefill_episodes=1", "batch_size=16",
+            "critic_warmup_updates=0", "demo_fraction=0.25"]
+    assert benchmark.main(argv) == 0
+    result = json.loads((out / "runs" / "push_real_sgft_seed0.json").read_text())
+    # the operator's episode (the first, 40 steps) is stored as usual and kept as demonstrations
+    assert result["transitions"] == 80 and result["demonstrations"] == 40 and result["updates"] == 80
+    assert result["settings"]["intervene_episodes"] == 1 and result["config"]["demo_fraction"] == 0.25
+    with pytest.raises(SystemExit):
+        benchmark.main(argv[:-1] + ["--intervene-episodes", "2"])  # other settings in the same --out
+    with pytest.raises(SystemExit):
+        benchmark.main([a if a != "push" else "hammer" for a in argv])  # no scripted operator for hammer
+
+
+def test_scripted_push_operator_succeeds_on_the_real_proxy():
+    from sgft_sim import make_env
+
+    operator = benchmark.scripted_operator("push")
+    env = make_env("push", "real", seed=0, latency_model="command_delay")
+    successes = 0
+    for episode in range(10):
+        obs, info = env.reset(seed=1000 + episode)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(operator(obs))
+            done = terminated or truncated
+        successes += bool(info["success"])
+    env.close()
+    assert successes >= 7, successes
+    with pytest.raises(ValueError, match="only push"):
+        benchmark.scripted_operator("hammer")
+
+
 def test_default_checkpoint_dir_holds_the_shipped_checkpoints():
     # Whether sgft_sim runs from the source tree or from colcon's install space (where the source layout's
     # relative path points nowhere), the CLIs' default finds the shipped checkpoints.
