@@ -27,11 +27,23 @@ holding or ended) the sim holds its clock at each multiple of the task's control
 for that tick has arrived (bounded by command_sync_timeout_s). A loaded machine then slows the graph down instead of
 applying commands one or more state steps late, which the benchmark env never does (in a full demo the policy's
 command came a median 20 ms, p99 120 ms of sim time after its tick).
+
+Wall-clock mode (wall_clock:=true, for measuring the graph at a real robot's rates: sgft_bringup.realtime_bench).
+The node then behaves like the real drivers instead: state, clouds and images are stamped with the node's own clock
+(use_sim_time must be false), no /clock is published, physics runs at real time (time_scale and idle_time_scale are
+ignored), and it never waits for detections or commands (both sync timeouts are ignored): a late command takes effect
+late, as on the real robot. Clouds go out at every multiple of the camera period (30 Hz as a D455) on the wall clock,
+whatever the state rate. Rendering cannot keep that pace here (an 848×480 cloud costs ≈80 ms of a core, 30 Hz would
+need 2.4 cores), so a render thread draws a new cloud only every cloud_render_every-th camera period and the latest
+cloud is re-stamped and published again at each period in between: the transport and perception load are a real
+camera's, but the scene in a cloud lags the robot by up to cloud_render_every camera periods plus a render.
 """
 
 from __future__ import annotations
 
 import collections
+import copy
+import json
 import sys
 import threading
 import time
@@ -39,6 +51,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import mujoco
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
@@ -68,7 +81,15 @@ from sgft_msgs.msg import EpisodeEvent, ObjectDetection
 from sgft_msgs.srv import ResetEpisode, StopEpisode
 from sgft_sim import make_env
 from sgft_sim.base_env import ROBOT_NODE_STATE_PERIOD
-from sgft_sim.camera import CAMERA_NAMES, color_image_topic, color_info_topic, color_optical_frame
+from sgft_sim.camera import (
+    CAMERA_NAMES,
+    color_image_topic,
+    color_info_topic,
+    color_optical_frame,
+    intrinsics,
+    render_color,
+    render_point_cloud,
+)
 
 # Sim seconds a peer's stamp may lead the sim's clock (a command is stamped with the tick it answers).
 MAX_STAMP_FUTURE_S = 1.0
@@ -115,11 +136,20 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "joint_state_topic": (Topics.MEASURED_JOINT_STATES, "measured joint state topic (JointState)"),
     "base_frame": (BASE_FRAME, "frame of the published pose and of accepted Cartesian targets"),
     "state_reliability": ("best_effort", "QoS reliability of the state topics: best_effort or reliable"),
+    "wall_clock": (
+        False, "real-robot timing: stamp with the node's clock (use_sim_time false), no /clock, real time (time_scale "
+        "and idle_time_scale ignored), never wait for detections or commands (the sync timeouts ignored), clouds at "
+        "camera_rate_hz on the wall clock (see cloud_render_every)"),
+    "cloud_render_every": (
+        1, "wall_clock only: render a new cloud every this many camera periods and publish the latest one re-stamped "
+        "at the periods between (the scene in a cloud lags by up to this many periods; rendering every 30 Hz frame "
+        "needs more cores than a workstation has)"),
 }
 STATE_RELIABILITY = {"best_effort": ReliabilityPolicy.BEST_EFFORT, "reliable": ReliabilityPolicy.RELIABLE}
 MAX_STATE_RATE_HZ = 1000.0
 # Commands are scaled against the state at their stamp: keep that much history whatever the state rate.
 HISTORY_S = 2.0
+WALL_CLOCK_STATS_PERIOD_S = 10.0  # how often wall-clock mode logs the rates it achieved
 
 
 @dataclass(frozen=True)
@@ -146,6 +176,8 @@ class SimRobotParameters:
     joint_state_topic: str
     base_frame: str
     state_reliability: str
+    wall_clock: bool = False
+    render_every: int = 1  # camera periods per rendered cloud (wall_clock)
 
     @classmethod
     def from_values(cls, p: Mapping[str, Any]) -> SimRobotParameters:
@@ -165,10 +197,18 @@ class SimRobotParameters:
                      "joint_trajectory_topic"):
             if not str(p[name]).strip():
                 raise ValueError(f"{name} must not be empty")
+        wall_clock, render_every = bool(p["wall_clock"]), int(p["cloud_render_every"])
+        if not 1 <= render_every <= 1000:
+            raise ValueError(f"cloud_render_every={render_every} outside [1, 1000]")
+        sync_timeout, command_timeout = float(p["perception_sync_timeout_s"]), float(p["command_sync_timeout_s"])
+        if wall_clock:  # a real robot neither waits for the graph nor runs faster than real time
+            time_scale = idle_time_scale = 1.0
+            sync_timeout = command_timeout = 0.0
         state_period, camera_period = 1.0 / float(p["state_rate_hz"]), 1.0 / float(p["camera_rate_hz"])
-        # Frames fall on whole state steps: camera_steps steps apart, one step before a multiple of the camera period.
+        # Frames fall on whole state steps: camera_steps steps apart, one step before a multiple of the camera period
+        # (on the wall clock the camera keeps its own time instead).
         camera_steps = max(1, round(camera_period / state_period))
-        if abs(camera_steps * state_period - camera_period) > 1e-9:
+        if not wall_clock and abs(camera_steps * state_period - camera_period) > 1e-9:
             raise ValueError(f"camera_rate_hz: the camera period {camera_period} s is not a whole number of "
                              f"state periods ({state_period} s)")
         cameras = tuple(p["cameras"])
@@ -183,12 +223,11 @@ class SimRobotParameters:
                    cloud_size=(int(p["cloud_width"]), int(p["cloud_height"])),
                    image_size=(int(p["image_width"]), int(p["image_height"])),
                    image_render_arm=bool(p["image_render_arm"]),
-                   sync_timeout=float(p["perception_sync_timeout_s"]),
-                   command_timeout=float(p["command_sync_timeout_s"]),
+                   sync_timeout=sync_timeout, command_timeout=command_timeout,
                    cartesian_target_topic=p["cartesian_target_topic"],
                    joint_trajectory_topic=p["joint_trajectory_topic"], robot_pose_topic=p["robot_pose_topic"],
                    joint_state_topic=p["joint_state_topic"], base_frame=p["base_frame"],
-                   state_reliability=p["state_reliability"])
+                   state_reliability=p["state_reliability"], wall_clock=wall_clock, render_every=render_every)
 
     def control_steps(self, control_period: float) -> int:
         """State steps per control period; ValueError unless it is a whole number of them."""
@@ -219,7 +258,7 @@ class SimRobotNode(Node):
         self.pending: list[tuple[float, tuple[str, np.ndarray]]] = []  # (sim time to apply, scaled command)
         self.steps = 0  # state steps since start: sim time is steps * state_period (no drift from adding floats)
         # (step, ee position, joint positions) as published (joints in the env's MJCF readings), for scaling a command
-        # against what it was computed from
+        # against what it was computed from; on the wall clock the stamp (ns) stands in for the step
         self.history: collections.deque[tuple[int, np.ndarray, np.ndarray]] = collections.deque(
             maxlen=round(HISTORY_S / p.state_period))
         self.sim_time = 0.0
@@ -234,8 +273,17 @@ class SimRobotNode(Node):
         self.episode_running = False  # from the policy's STARTED to its FINISHED / ABORTED
         self.resets = 0
         self.env.reset(seed=p.seed)
+        if p.wall_clock and self.get_parameter("use_sim_time").value:
+            raise ValueError("wall_clock needs use_sim_time false: the node stamps with its own clock and publishes "
+                             "no /clock")
+        # wall clock: the newest cloud message of each camera, re-stamped and published every camera period
+        self.latest_clouds: dict[str, PointCloud2] = {}
+        self.render_wanted = threading.Condition()
+        self.render_requested = False
+        self.wall_counts = collections.Counter()  # state steps, clouds published and rendered, camera periods missed
+        self.wall_counts_lock = threading.Lock()  # three threads count
 
-        self.clock_pub = self.create_publisher(Clock, Topics.CLOCK, 10)
+        self.clock_pub = None if p.wall_clock else self.create_publisher(Clock, Topics.CLOCK, 10)
         state_qos = QoSProfile(depth=ROBOT_STATE_QOS.depth, history=HistoryPolicy.KEEP_LAST,
                                reliability=STATE_RELIABILITY[p.state_reliability])
         self.pose_pub = self.create_publisher(PoseStamped, p.robot_pose_topic, state_qos)
@@ -260,11 +308,22 @@ class SimRobotNode(Node):
             self.get_logger().info(f"{name} optical frame -> {p.base_frame}: translation "
                                    f"{np.round(extrinsic[:3, 3], 4).tolist()}, rotation "
                                    f"{np.round(extrinsic[:3, :3], 4).tolist()}")
-        self.get_logger().info(f"simulating {p.task} on proxy '{p.proxy}' at {p.time_scale}x real time "
-                               f"({p.idle_time_scale}x between episodes)")
+        if p.wall_clock:
+            self.get_logger().info(
+                f"simulating {p.task} on proxy '{p.proxy}' on the wall clock: state at {1 / p.state_period:g} Hz, "
+                f"clouds at {1 / p.camera_period:g} Hz, a new render every {p.render_every} camera period(s), the "
+                "latest cloud re-stamped in between")
+        else:
+            self.get_logger().info(f"simulating {p.task} on proxy '{p.proxy}' at {p.time_scale}x real time "
+                                   f"({p.idle_time_scale}x between episodes)")
         self.running = True
         self.thread = threading.Thread(target=self._run, name="sim", daemon=True)
         self.thread.start()
+        if p.wall_clock:
+            self.camera_threads = [threading.Thread(target=self._guarded_loop, args=(loop,), name=name, daemon=True)
+                                   for loop, name in ((self._render_loop, "render"), (self._camera_loop, "camera"))]
+            for thread in self.camera_threads:
+                thread.start()
 
     # ------------------------------------------------------------------------------------------------ commands
     def _bad_stamp(self, stamp: TimeMsg, what: str) -> bool:
@@ -273,7 +332,8 @@ class SimRobotNode(Node):
         unstamped command (scaled against the current state), not an error."""
         if stamp.sec == 0 and stamp.nanosec == 0:
             return False
-        problem = stamp_problem(stamp, round(self.sim_time * 1e9) or 1, MAX_STAMP_FUTURE_S)
+        now_ns = self.get_clock().now().nanoseconds if self.params.wall_clock else round(self.sim_time * 1e9) or 1
+        problem = stamp_problem(stamp, now_ns, MAX_STAMP_FUTURE_S)
         if problem:
             self.get_logger().warning(f"ignoring {what}: {problem}", throttle_duration_sec=10.0)
         return bool(problem)
@@ -330,12 +390,18 @@ class SimRobotNode(Node):
     def _measured_at(self, stamp: TimeMsg) -> tuple[np.ndarray, np.ndarray]:
         """End-effector position and joint positions published last at or before `stamp` (sim time); the current
         ones for an unstamped command or one older than the history (then nothing better is known)."""
-        step = int(stamp_ns(stamp) * 1e-9 / self.params.state_period + 1e-6)
+        step = self._history_key(stamp)
         if self.history and self.history[0][0] <= step:
             for recorded, ee, q in reversed(self.history):
                 if recorded <= step:
                     return ee, q
         return self.env.ee_position(), self.env.joint_state()[1]
+
+    def _history_key(self, stamp: TimeMsg) -> int:
+        """The state step a stamp falls in; on the wall clock, where steps are not evenly stamped, the stamp (ns)."""
+        if self.params.wall_clock:
+            return stamp_ns(stamp)
+        return int(stamp_ns(stamp) * 1e-9 / self.params.state_period + 1e-6)
 
     def _apply(self, command: tuple[str, np.ndarray]) -> None:
         kind, target = command
@@ -431,11 +497,14 @@ class SimRobotNode(Node):
                 self.env.simulate(p.state_period)
                 self.steps += 1
                 self.sim_time = self.steps * p.state_period
-                stamp = _stamp(self.sim_time)
+                stamp = self.get_clock().now().to_msg() if p.wall_clock else _stamp(self.sim_time)
                 self._publish_state(stamp)
-                self.history.append((self.steps, self.env.ee_position(), self.env.joint_state()[1]))
+                self.history.append((self._history_key(stamp) if p.wall_clock else self.steps,
+                                     self.env.ee_position(), self.env.joint_state()[1]))
                 clouds, images = [], []
-                if (self.steps + 1) % p.camera_steps == 0:
+                if p.wall_clock:  # the camera threads render and publish
+                    self._count_wall_clock("state_steps")
+                elif (self.steps + 1) % p.camera_steps == 0:
                     # rendered only while someone subscribes, as realsense2_camera publishes its cloud (a graph without
                     # perception, e.g. insert's, leaves the CPU to the learner)
                     clouds = [(name, self.env.point_cloud(name, *p.cloud_size)) for name in p.cameras
@@ -445,7 +514,8 @@ class SimRobotNode(Node):
                               or self.info_pubs[name].get_subscription_count() > 0]
             if not rclpy.ok():
                 break  # shutting down: the publishers' context is gone
-            self.clock_pub.publish(Clock(clock=stamp))
+            if self.clock_pub is not None:
+                self.clock_pub.publish(Clock(clock=stamp))
             for name, cloud in clouds:
                 self.cloud_pubs[name].publish(
                     build_pointcloud2(cloud.xyz, cloud.rgb, f"{name}_depth_optical_frame", stamp))
@@ -500,12 +570,113 @@ class SimRobotNode(Node):
         truth.point.x, truth.point.y, truth.point.z = (float(v) for v in self.env.object_position())
         self.truth_pub.publish(truth)
 
+    # --------------------------------------------------------------------------------------- wall-clock camera
+    def _guarded_loop(self, loop) -> None:
+        try:
+            loop()
+        except Exception:
+            if self.running and rclpy.ok():
+                raise
+            # shutting down: the context went away between the check and a publish
+
+    def _count_wall_clock(self, what: str, n: int = 1) -> None:
+        """Count for the periodic log of the rates the wall-clock mode achieved (the robot stands in for hardware
+        that keeps its rates; a loaded machine may not)."""
+        now = time.monotonic()
+        with self.wall_counts_lock:
+            self.wall_counts[what] += n
+            start = self.wall_counts.setdefault("since", now)
+            if what != "state_steps" or now - start < WALL_CLOCK_STATS_PERIOD_S:
+                return
+            counts, self.wall_counts = self.wall_counts, collections.Counter(since=now)
+        seconds = now - start
+        self.get_logger().info("wall clock rates " + json.dumps({
+            "state_hz": round(counts["state_steps"] / seconds, 1),
+            "clouds_published_hz": round(counts["clouds_published"] / seconds, 2),
+            "clouds_rendered_hz": round(counts["clouds_rendered"] / seconds, 2),
+            "camera_periods_missed": counts["camera_periods_missed"], "window_s": round(seconds, 1)}))
+
+    def _render_loop(self) -> None:
+        """Render a cloud of each subscribed camera when the camera thread asks (every cloud_render_every-th period;
+        a request that comes while rendering is merged into the next render), from a copy of the sim's state so the
+        physics goes on meanwhile (MuJoCo's renderer releases the GIL), and color images while they are subscribed.
+        The renderers live in this thread: an OpenGL context is current in one thread."""
+        p = self.params
+        renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+
+        def renderer(size: tuple[int, int]) -> mujoco.Renderer:
+            if size not in renderers:
+                renderers[size] = mujoco.Renderer(self.env.model, height=size[1], width=size[0])
+            return renderers[size]
+
+        try:
+            while self.running and rclpy.ok():
+                with self.render_wanted:
+                    self.render_wanted.wait_for(lambda: self.render_requested or not self.running, timeout=1.0)
+                    if not self.render_requested:
+                        continue
+                    self.render_requested = False
+                clouds = [n for n in p.cameras if self.cloud_pubs[n].get_subscription_count() > 0]
+                images = [n for n in p.cameras if self.image_pubs[n].get_subscription_count() > 0
+                          or self.info_pubs[n].get_subscription_count() > 0]
+                if not clouds and not images:
+                    continue
+                with self.lock:
+                    data = copy.copy(self.env.data)
+                for name in clouds:
+                    cloud = render_point_cloud(renderer(p.cloud_size), self.env.model, data, name)
+                    self.latest_clouds[name] = build_pointcloud2(cloud.xyz, cloud.rgb, f"{name}_depth_optical_frame")
+                    self._count_wall_clock("clouds_rendered")
+                for name in images:
+                    rgb = render_color(renderer(p.image_size), self.env.model, data, name,
+                                       render_arm=p.image_render_arm)
+                    k = intrinsics(self.env.model, name, *p.image_size)
+                    image, info = color_messages(rgb, k, color_optical_frame(name), self.get_clock().now().to_msg())
+                    self.info_pubs[name].publish(info)
+                    self.image_pubs[name].publish(image)
+        finally:
+            for r in renderers.values():
+                r.close()
+
+    def _camera_loop(self) -> None:
+        """At every multiple of the camera period of the node's clock: ask for a render every cloud_render_every-th
+        period and publish each subscribed camera's latest cloud stamped now (a real camera's cloud is stamped at
+        its exposure; here the scene may be older, see the module's docstring). A period missed (a loaded machine)
+        is skipped, not made up in a burst."""
+        p = self.params
+        period_ns = round(p.camera_period * 1e9)
+        index = self.get_clock().now().nanoseconds // period_ns + 1
+        while self.running and rclpy.ok():
+            delay = (index * period_ns - self.get_clock().now().nanoseconds) * 1e-9
+            if delay > 0:
+                time.sleep(delay)
+            subscribed = [n for n, pub in self.cloud_pubs.items() if pub.get_subscription_count() > 0]
+            if index % p.render_every == 0 or any(n not in self.latest_clouds for n in subscribed):
+                with self.render_wanted:
+                    self.render_requested = True
+                    self.render_wanted.notify_all()
+            stamp = self.get_clock().now().to_msg()
+            for name in subscribed:
+                msg = self.latest_clouds.get(name)
+                if msg is not None:
+                    msg.header.stamp = stamp
+                    self.cloud_pubs[name].publish(msg)
+                    self._count_wall_clock("clouds_published")
+            now_index = self.get_clock().now().nanoseconds // period_ns
+            if now_index > index:
+                self._count_wall_clock("camera_periods_missed", now_index - index)
+            index = max(index, now_index) + 1
+
     def destroy_node(self) -> None:
         if hasattr(self, "thread"):  # not when the constructor refused to start
             self.running = False
             with self.graph_input:
                 self.graph_input.notify_all()
+            with self.render_wanted:
+                self.render_wanted.notify_all()
             self.thread.join(timeout=5.0)
+            for thread in getattr(self, "camera_threads", []):
+                thread.join(timeout=5.0)
             self.env.close()
         super().destroy_node()
 

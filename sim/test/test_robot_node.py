@@ -308,3 +308,77 @@ def _command_sync_check(tmp_path: str, results) -> None:
         results.put(outcome)  # before the teardown below, which once hung in Fast DDS
         ros.destroy_node()
         rclpy.shutdown()
+
+
+def test_wall_clock_parameters_force_real_time_and_no_waiting():
+    p = SimRobotParameters.from_values({**SimRobotParameters.defaults(), "wall_clock": True, "state_rate_hz": 1000.0,
+                                        "camera_rate_hz": 30.0, "cloud_render_every": 3})
+    assert (p.time_scale, p.idle_time_scale, p.sync_timeout, p.command_timeout, p.render_every) == (1.0, 1.0, 0.0,
+                                                                                                      0.0, 3)
+    with pytest.raises(ValueError, match="camera_rate_hz"):  # under sim time frames fall on whole state steps
+        SimRobotParameters.from_values({**SimRobotParameters.defaults(), "state_rate_hz": 1000.0,
+                                        "camera_rate_hz": 30.0})
+    with pytest.raises(ValueError, match="cloud_render_every"):
+        SimRobotParameters.from_values({**SimRobotParameters.defaults(), "cloud_render_every": 0})
+
+
+def test_on_the_wall_clock_the_sim_stamps_with_its_clock_streams_clouds_at_the_camera_rate_and_never_waits(tmp_path):
+    """Over DDS, with this test standing in for perception and the policy (answering nothing): no /clock, state and
+    clouds stamped with the wall clock, clouds at 30 Hz although a new one is rendered only every third period, and
+    during a STARTED episode without a single command the state keeps its real rate; a wall-stamped command is
+    taken (not refused as a future stamp) and moves the arm."""
+    from sensor_msgs.msg import PointCloud2
+
+    from sgft_interfaces import COMMAND_QOS, EPISODE_EVENT_QOS, ROBOT_STATE_QOS, SENSOR_QOS, Topics
+    from sgft_msgs.msg import EpisodeEvent
+    from sgft_testing import node_log, spin_until, stop_node
+
+    proc, ros = _start_sim_with_test_node(tmp_path, "sim_wall_clock_test", wall_clock=True, state_rate_hz=500.0,
+                                          camera_rate_hz=30.0, cloud_render_every=3)
+    poses: list[tuple[int, int, np.ndarray]] = []  # (receipt ns, stamp ns, position)
+    clouds: list[tuple[int, int]] = []  # (receipt ns, stamp ns)
+
+    def now_ns() -> int:
+        return ros.get_clock().now().nanoseconds
+
+    def ns(stamp) -> int:
+        return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+    ros.create_subscription(PoseStamped, Topics.ROBOT_POSE, lambda m: poses.append(
+        (now_ns(), ns(m.header.stamp), np.array([m.pose.position.x, m.pose.position.y, m.pose.position.z]))),
+        ROBOT_STATE_QOS)
+    ros.create_subscription(PointCloud2, Topics.CAMERA_CLOUDS[0], lambda m: clouds.append(
+        (now_ns(), ns(m.header.stamp))), SENSOR_QOS)
+    command_pub = ros.create_publisher(PoseStamped, Topics.CARTESIAN_TARGET, COMMAND_QOS)
+    event_pub = ros.create_publisher(EpisodeEvent, Topics.EPISODE_EVENTS, EPISODE_EVENT_QOS)
+    try:
+        assert spin_until(ros, lambda: len(clouds) >= 3 and event_pub.get_subscription_count() > 0, 60.0), \
+            node_log(proc)
+        assert ros.count_publishers(Topics.CLOCK) == 0
+        event_pub.publish(EpisodeEvent(task="push", episode_id=1, event=EpisodeEvent.STARTED))
+        poses.clear()
+        clouds.clear()
+        spin_until(ros, lambda: False, 3.0)
+        assert poses and clouds, node_log(proc)
+        # stamped with the wall clock: close to this process's clock when received
+        assert max(abs(r - s) for r, s, _ in poses) < 0.5e9 and max(abs(r - s) for r, s in clouds) < 0.5e9
+        # no waiting for the unanswered ticks: the state's stamps advance with the wall clock (a loaded machine may
+        # drop some best-effort messages, so the rate is checked loosely)
+        span_s = (poses[-1][1] - poses[0][1]) * 1e-9
+        assert span_s > 2.0, f"state stamps spanned {span_s:.2f} s over 3 s of wall time"
+        assert len(poses) / span_s > 100, f"{len(poses)} poses in {span_s:.2f} s (500 Hz published)"
+        stamps = np.array([s for _, s in clouds])
+        gaps_ms = np.diff(stamps) * 1e-6
+        assert len(clouds) >= 45, f"{len(clouds)} clouds in 3 s (30 Hz published): {gaps_ms.round(1)}"
+        assert abs(np.median(gaps_ms) - 1e3 / 30) < 5.0, gaps_ms.round(1)
+        start = poses[-1][2]
+        msg = _target(start + np.array([0.03, 0.0, 0.0]))
+        msg.header.stamp = ros.get_clock().now().to_msg()
+        command_pub.publish(msg)
+        assert spin_until(ros, lambda: poses[-1][2][0] - start[0] > 0.01, 10.0), \
+            f"the arm did not follow a wall-stamped command\n{node_log(proc)}"
+        assert "ignoring command" not in node_log(proc)
+    finally:
+        ros.destroy_node()
+        rclpy.shutdown()
+        stop_node(proc)
