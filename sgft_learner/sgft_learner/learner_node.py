@@ -11,6 +11,12 @@ Updates run in a training thread at the configured UTD, so the subscription neve
 A store that cannot be written (disk full, permissions) stops training and says so in LearnerStatus: transitions
 are kept in memory and retried, never silently dropped.
 
+The operator labels finished episodes (LabelEpisode): a label is appended to its own fsync'ed log beside the store
+(sgft_learner.transition_store) before it is acknowledged, applied on every replay after a restart, and given to the
+learner (FinetuneLearner.label_episode: the reward of the episode's last transition, with finetune.label_reward > 0).
+A label for an episode the store does not hold, or one whose last stored transition does not end it, is refused.
+Transitions flagged as interventions are demonstrations for the learner when finetune.demo_fraction > 0.
+
 The learner's settings are the `method` preset with `finetune.<field>` parameters over it, one per FinetuneConfig
 field and of its type (a `finetune:` mapping in a parameter file; "none" sets an optional field to None).
 """
@@ -45,16 +51,18 @@ from sgft_core.fr3 import BASE_FRAME
 from sgft_core.observation import observation_sources
 from sgft_core.overrides import NONE, coerce_fields, field_types, optional_base
 from sgft_core.tasks import get_task
-from sgft_interfaces import POLICY_UPDATE_QOS, STATUS_QOS, TRANSITION_QOS, Topics
+from sgft_interfaces import POLICY_UPDATE_QOS, SERVICE_QOS, STATUS_QOS, TRANSITION_QOS, Services, Topics
 from sgft_interfaces.node_main import declared, run_node
 from sgft_learner.rollback import LastGood, finite
-from sgft_learner.transition_store import StoreError, TransitionStore, feed_transition
+from sgft_learner.transition_store import StoreError, TransitionStore, feed_transition, read_labels
 from sgft_learner.validation import EpisodeSteps, buffer_problem, transition_problem
 from sgft_msgs.msg import LearnerStatus, PolicyUpdate, Transition
+from sgft_msgs.srv import LabelEpisode
 
 FINETUNE_PREFIX = "finetune."  # the FinetuneConfig fields, a nested `finetune:` mapping in a parameter file
 CHECKPOINT_NAME = "learner.safetensors"
 STORE_NAME = "transitions.log"
+LABELS_NAME = "labels.log"  # the operator's success labels, beside the store
 REJECTION_LOG_PERIOD_S = 10.0  # per kind, after its first rejection (logged at once)
 MAX_ROLLBACKS = 3  # bad batches in a row (on data that passed the checks) before training stops for good
 
@@ -116,7 +124,11 @@ class LearnerNode(Node):
         self.losses: dict[str, float] = {}
         self.published_version = -1
         self._rate_mark = (time.monotonic(), 0)
+        # episode id → (its last fed row in the learner, whether that transition ends it, its perceived success)
+        self.episodes: dict[int, tuple[int, bool, bool]] = {}
+        self.labels: dict[int, bool] = {}  # episode id → the operator's label, as applied
         self.store = TransitionStore(self.run_dir / STORE_NAME)
+        self.label_store = TransitionStore(self.run_dir / LABELS_NAME)
         self._resume()
         self.last_good = LastGood(self.learner)
 
@@ -124,6 +136,7 @@ class LearnerNode(Node):
         self.status_pub = self.create_publisher(LearnerStatus, Topics.LEARNER_STATUS, STATUS_QOS)
         self.heatmap_pub = self.create_publisher(MarkerArray, Topics.VALUE_HEATMAP, STATUS_QOS)
         self.create_subscription(Transition, Topics.TRANSITIONS, self._on_transition, TRANSITION_QOS)
+        self.create_service(LabelEpisode, Services.LABEL_EPISODE, self._on_label, qos_profile=SERVICE_QOS)
         # Reports run on the wall clock: they describe this process (training runs on wall time too), and must keep
         # coming while /clock stalls or has not reached this node yet.
         wall = Clock(clock_type=ClockType.STEADY_TIME)
@@ -142,7 +155,8 @@ class LearnerNode(Node):
         changed = {k: v for k, v in config.to_dict().items() if v != preset[k]}
         self.get_logger().info(
             f"learner '{self.method}'{f' with {changed}' if changed else ''} for {self.spec.name}: "
-            f"{self.store.records} stored transitions, "
+            f"{self.store.records} stored transitions ({len(self.learner.demo)} demonstrations), "
+            f"{len(self.labels)} labelled episodes, "
             f"policy version {self.learner.policy_version}, run dir {self.run_dir}")
 
     def _declare_finetune_config(self) -> FinetuneConfig:
@@ -198,6 +212,14 @@ class LearnerNode(Node):
         if skipped:
             self.get_logger().warning(f"store: skipped {sum(skipped.values())} record(s) ({dict(skipped)})")
         self.skipped_on_resume = sum(skipped.values())
+        if self.label_store.truncated_bytes:
+            self.get_logger().warning(f"labels: cut off a torn last record ({self.label_store.truncated_bytes} bytes)")
+        for episode_id, success in read_labels(self.label_store).items():
+            problem = self._label_problem(episode_id)
+            if problem:  # its transitions were skipped above
+                self.get_logger().warning(f"labels: not applying the label of episode {episode_id}: {problem}")
+            else:
+                self._apply_label(episode_id, success)
         path = self.run_dir / CHECKPOINT_NAME
         if not path.exists():
             return
@@ -262,8 +284,45 @@ class LearnerNode(Node):
                 f", but training stays stopped: {self.train_fault}" if self.train_fault else ": training resumes"))
 
     def _feed(self, msg: Transition) -> None:
-        feed_transition(self.learner, msg)
+        row = feed_transition(self.learner, msg)
+        self.episodes[msg.episode_id] = (row, bool(msg.terminal or msg.truncated), bool(msg.success))
         self.last_obs = np.asarray(msg.next_obs, np.float32)
+
+    # ------------------------------------------------------------------------------------------- labels
+    def _label_problem(self, episode_id: int) -> str:
+        """Why an episode cannot be labelled, or "" when it can."""
+        if episode_id not in self.episodes:
+            return f"episode {episode_id} is not in the store"
+        if not self.episodes[episode_id][1]:
+            return (f"episode {episode_id} is still running: its last stored step "
+                    f"{self.steps.last.get(episode_id)} ends it neither by a terminal state nor by its time limit")
+        return ""
+
+    def _apply_label(self, episode_id: int, success: bool) -> None:
+        row, _, perceived = self.episodes[episode_id]
+        self.labels[episode_id] = success
+        self.learner.label_episode(row, success, perceived)
+
+    def _on_label(self, request: LabelEpisode.Request, response: LabelEpisode.Response) -> LabelEpisode.Response:
+        episode_id, success = int(request.episode_id), bool(request.success)
+        problem = self._label_problem(episode_id)
+        if not problem:
+            try:
+                self.label_store.append(serialize_message(request))  # durable before it is acknowledged
+            except StoreError as err:
+                problem = f"the label cannot be stored: {err}"
+        if problem:
+            response.accepted, response.message = False, f"label refused: {problem}"
+            self.get_logger().warning(response.message)
+            return response
+        self._apply_label(episode_id, success)
+        perceived = self.episodes[episode_id][2]
+        verdict = "success" if success else "failure"
+        response.accepted = True
+        response.message = (f"episode {episode_id} labelled {verdict} (perceived: "
+                            f"{'success' if perceived else 'failure'})")
+        self.get_logger().info(response.message)
+        return response
 
     # ----------------------------------------------------------------------------------------- training
     def _train(self) -> None:
@@ -398,6 +457,7 @@ class LearnerNode(Node):
             self.trainer.join(timeout=10.0)
             self._checkpoint()
             self.store.close()
+            self.label_store.close()
         super().destroy_node()
 
 

@@ -6,6 +6,13 @@ only on close, and the learner must survive SIGKILL and a full disk with zero lo
 flushed and fsync'ed before the learner trains on it. A record cut short by a crash is detected by its length or
 CRC and cut off on the next open. Records are the exact bytes of the messages, so a store can be replayed onto the
 topic or written into a rosbag2 with `rosbags` for analysis tools.
+
+The operator's success labels (LabelEpisode) go into a second log of the same format beside it, `labels.log`, one
+LabelEpisode.Request record each, the latest record of an episode the one that holds. A log of their own, not a
+second record type in the transition store: every reader of the store (the learner's replay, tools/replay_store.py,
+the graph tests) takes each record for a Transition, and the store's format stays as it was. A label is only
+accepted once its episode's last transition is durable, so replaying the transitions and then the labels restores
+both. `labelled` applies the labels to the stored transitions as they are read.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -111,8 +118,34 @@ class TransitionStore:
         self._file.close()
 
 
-def feed_transition(learner: FinetuneLearner, msg: Transition) -> None:
-    """One (validated or stored) Transition message into the learner, raw reward and all: how the learner node and
-    an offline replay of its store feed it."""
-    learner.add_transition(np.asarray(msg.obs, np.float32), np.asarray(msg.action, np.float32), float(msg.reward),
-                           np.asarray(msg.next_obs, np.float32), bool(msg.terminal), bool(msg.truncated))
+def feed_transition(learner: FinetuneLearner, msg: Transition) -> int:
+    """One (validated or stored) Transition message into the learner, raw reward and intervention flag and all: how
+    the learner node and an offline replay of its store feed it. Returns its row (FinetuneLearner.add_transition)."""
+    return learner.add_transition(np.asarray(msg.obs, np.float32), np.asarray(msg.action, np.float32),
+                                  float(msg.reward), np.asarray(msg.next_obs, np.float32), bool(msg.terminal),
+                                  bool(msg.truncated), intervention=bool(msg.intervention))
+
+
+def read_labels(store: TransitionStore) -> dict[int, bool]:
+    """Episode id → the operator's success label, from a label log (its latest record per episode)."""
+    from rclpy.serialization import deserialize_message
+
+    from sgft_msgs.srv import LabelEpisode
+
+    labels = {}
+    for payload in store:
+        request = deserialize_message(payload, LabelEpisode.Request)
+        labels[int(request.episode_id)] = bool(request.success)
+    return labels
+
+
+def labelled(messages: Iterable[Transition], labels: dict[int, bool]) -> Iterator[Transition]:
+    """The stored transitions with the operator's labels over the perceived success: an episode labelled failed has
+    no successful step, and one labelled successful ends in success (its earlier steps keep what was perceived, which
+    a label of the outcome says nothing about). Takes a store's messages in order, episode by episode or
+    interleaved; the last transition of an episode is the one that ends it (terminal or truncated)."""
+    for msg in messages:
+        label = labels.get(int(msg.episode_id))
+        if label is not None and (not label or msg.terminal or msg.truncated):
+            msg.success = label
+        yield msg

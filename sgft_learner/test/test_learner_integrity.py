@@ -21,8 +21,9 @@ from sgft_core.finetune import FinetuneLearner, make_config  # noqa: E402
 from sgft_core.networks import NetworkConfig, build_networks  # noqa: E402
 from sgft_core.tasks import get_task  # noqa: E402
 from sgft_learner.rollback import LastGood, finite  # noqa: E402
-from sgft_learner.transition_store import TransitionStore  # noqa: E402
+from sgft_learner.transition_store import TransitionStore, labelled, read_labels  # noqa: E402
 from sgft_msgs.msg import Transition  # noqa: E402
+from sgft_msgs.srv import LabelEpisode  # noqa: E402
 
 SPEC = get_task("push")
 CONFIG = NetworkConfig(hidden_dim=32, num_layers=2)
@@ -79,12 +80,12 @@ def run(tmp_path):
     save_checkpoint(checkpoint, build_networks(SPEC.obs_dim, SPEC.action_dim, CONFIG), "push", CONFIG, seed=0)
     nodes = []
 
-    def start():
+    def start(**finetune):
         from sgft_learner.learner_node import LearnerNode
 
         args = ["--ros-args", "-p", "task:=push", "-p", f"checkpoint:={checkpoint}", "-p", f"run_dir:={tmp_path}",
                 "-p", "torch_threads:=1", "-p", "heatmap_period_s:=0.0", "-p", "publish_every_updates:=4"]
-        for key, value in SMALL.items():
+        for key, value in (SMALL | finetune).items():
             args += ["-p", f"finetune.{key}:={value}"]
         rclpy.init(args=args)
         node = LearnerNode()
@@ -173,3 +174,41 @@ def _load(payload: bytes) -> Transition:
     from rclpy.serialization import deserialize_message
 
     return deserialize_message(payload, Transition)
+
+
+def _label(node, episode_id: int, success: bool) -> LabelEpisode.Response:
+    return node._on_label(LabelEpisode.Request(episode_id=episode_id, success=success), LabelEpisode.Response())
+
+
+def test_labels_reach_the_learner_and_hold_after_a_restart(run):
+    start, stop, run_dir = run
+    rng = np.random.default_rng(4)
+    finished = [transition(1, s, rng, intervention=s < 10) for s in range(SPEC.episode_length)]
+    running = [transition(2, s, rng) for s in range(5)]
+    node = start(label_reward=2.0, demo_fraction=0.25)
+    for msg in finished + running:
+        node._on_transition(msg)
+    assert len(node.learner.demo) == 10  # the operator's steps, kept as demonstrations too
+    last = len(finished) - 1
+    raw = float(node.learner.real.reward[last])
+    response = _label(node, 1, True)  # perceived as failed (no success flag), the operator saw a success
+    assert response.accepted and "labelled success (perceived: failure)" in response.message
+    assert node.learner.real.reward[last] == pytest.approx(raw + 2.0)
+    for episode_id, why in ((9, "episode 9 is not in the store"), (2, "episode 2 is still running")):
+        response = _label(node, episode_id, True)
+        assert not response.accepted and why in response.message, response.message
+    stop(node)
+
+    node = start(label_reward=2.0, demo_fraction=0.25)  # replays the store, then the labels
+    assert node.labels == {1: True} and len(node.learner.demo) == 10
+    assert node.learner.real.reward[last] == pytest.approx(raw + 2.0)
+    assert not _label(node, 2, False).accepted
+    assert _label(node, 1, False).accepted  # a later label replaces the earlier one
+    assert node.learner.real.reward[last] == pytest.approx(raw)
+    stop(node)
+
+    assert read_labels(TransitionStore(run_dir / "labels.log")) == {1: False}
+    stored = [_load(p) for p in TransitionStore(run_dir / "transitions.log")]
+    assert [m.success for m in labelled(stored, {1: True}) if m.episode_id == 1][-1]
+    assert not any(m.success for m in labelled(stored, {1: False}))
+    assert sum(m.intervention for m in stored) == 10

@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from sgft_learner.transition_store import MAGIC, StoreError, TransitionStore
+from sgft_learner.transition_store import MAGIC, StoreError, TransitionStore, labelled, read_labels
 
 pytestmark = pytest.mark.faults
 
@@ -55,3 +55,20 @@ def test_write_failure_raises_and_leaves_no_torn_record(tmp_path):
     with pytest.raises(StoreError, match="No space left"):
         store.append(b"lost?")
     assert list(TransitionStore(tmp_path / "t.log")) == [b"ok"]
+
+
+def test_labels_log_latest_label_wins_and_overrides_success(tmp_path):
+    from rclpy.serialization import serialize_message
+
+    from sgft_msgs.msg import Transition
+    from sgft_msgs.srv import LabelEpisode
+
+    log = TransitionStore(tmp_path / "labels.log")
+    for episode_id, success in ((3, True), (4, False), (3, False)):
+        log.append(serialize_message(LabelEpisode.Request(episode_id=episode_id, success=success)))
+    assert read_labels(log) == {3: False, 4: False}
+    steps = [Transition(episode_id=e, step=s, success=s == 1, truncated=s == 2) for e in (3, 4, 5) for s in range(3)]
+    flags = [(m.episode_id, m.success) for m in labelled(steps, {3: False, 4: True})]
+    # failed: no successful step; successful: ends in success, earlier steps as perceived; unlabelled: as perceived
+    assert flags == [(3, False), (3, False), (3, False), (4, False), (4, True), (4, True),
+                     (5, False), (5, True), (5, False)]
