@@ -13,6 +13,7 @@ import pytest
 
 from sgft_testing import (
     RERUN_MULTIPROCESS,
+    call,
     isolate_domain,
     node_log,
     shared_node_fixtures,
@@ -32,9 +33,10 @@ from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 from sgft_core.checkpoint import save_checkpoint  # noqa: E402
 from sgft_core.networks import NetworkConfig, build_networks  # noqa: E402
 from sgft_core.tasks import get_task  # noqa: E402
-from sgft_interfaces import POLICY_UPDATE_QOS, STATUS_QOS, TRANSITION_QOS, Topics  # noqa: E402
-from sgft_learner.transition_store import TransitionStore  # noqa: E402
+from sgft_interfaces import POLICY_UPDATE_QOS, SERVICE_QOS, STATUS_QOS, TRANSITION_QOS, Services, Topics  # noqa: E402
+from sgft_learner.transition_store import TransitionStore, labelled, read_labels  # noqa: E402
 from sgft_msgs.msg import LearnerStatus, PolicyUpdate, Transition  # noqa: E402
+from sgft_msgs.srv import LabelEpisode  # noqa: E402
 
 SPEC = get_task("push")
 CONFIG = NetworkConfig(hidden_dim=32, num_layers=2)
@@ -226,6 +228,46 @@ def test_a_huge_transition_is_rejected_and_training_goes_on(workdir, ros):
     assert max(np.abs(m.obs).max() for m in stored) < 2 and max(abs(m.reward) for m in stored) < 10
     log = node_log(proc)
     assert "rejected transition (obs_bounds" in log and "rejected transition (reward_bounds" in log
+
+
+def test_label_service_refuses_unknown_and_running_episodes_and_its_label_survives_sigkill(workdir, ros):
+    rng = np.random.default_rng(6)
+    run_dir = workdir / "run_labels"
+    finished = [transition(1, s, rng, intervention=s < 10) for s in range(SPEC.episode_length)]
+    running = [transition(2, s, rng) for s in range(5)]
+    proc = _learner(workdir, run_dir, "learner_labels", **{"finetune.demo_fraction": 0.25})
+    peer = Peer(ros)
+    client = ros.create_client(LabelEpisode, Services.LABEL_EPISODE, qos_profile=SERVICE_QOS)
+
+    def label(episode_id: int, success: bool) -> LabelEpisode.Response:
+        return call(ros, client, LabelEpisode.Request(episode_id=episode_id, success=success), timeout_s=20)
+
+    try:
+        peer.wait_for_learner()
+        peer.send(finished + running)
+        assert spin_until(ros, lambda: peer.latest().transitions_stored == len(finished) + len(running), 30), \
+            node_log(proc)
+        for episode_id, why in ((9, "episode 9 is not in the store"), (2, "episode 2 is still running")):
+            response = label(episode_id, True)
+            assert not response.accepted and why in response.message, response.message
+        response = label(1, True)
+        assert response.accepted and "labelled success (perceived: failure)" in response.message, response.message
+    finally:
+        stop_node(proc, sig="kill")  # acknowledged means durable
+    assert read_labels(TransitionStore(run_dir / "labels.log")) == {1: True}
+
+    proc = _learner(workdir, run_dir, "learner_labels2", **{"finetune.demo_fraction": 0.25})
+    try:
+        peer.status.clear()
+        peer.wait_for_learner()
+        assert spin_until_log(proc, "1 labelled episodes", 30), node_log(proc)
+        assert "(10 demonstrations)" in node_log(proc)
+        assert not label(2, True).accepted  # still running after the restart
+    finally:
+        stop_node(proc)
+    stored = [deserialize_message(p, Transition) for p in TransitionStore(run_dir / "transitions.log")]
+    ends = [m for m in labelled(stored, read_labels(TransitionStore(run_dir / "labels.log"))) if m.truncated]
+    assert [(m.episode_id, m.success) for m in ends] == [(1, True)]
 
 
 def _mount_tmpfs(path: Path, size: str) -> bool:
