@@ -30,13 +30,14 @@ command came a median 20 ms, p99 120 ms of sim time after its tick).
 
 Wall-clock mode (wall_clock:=true, for measuring the graph at a real robot's rates: sgft_bringup.realtime_bench).
 The node then behaves like the real drivers instead: state, clouds and images are stamped with the node's own clock
-(use_sim_time must be false), no /clock is published, physics runs at real time (time_scale and idle_time_scale are
-ignored), and it never waits for detections or commands (both sync timeouts are ignored): a late command takes effect
-late, as on the real robot. Clouds go out at every multiple of the camera period (30 Hz as a D455) on the wall clock,
-whatever the state rate. Rendering cannot keep that pace here (an 848×480 cloud costs ≈80 ms of a core, 30 Hz would
-need 2.4 cores), so a render thread draws a new cloud only every cloud_render_every-th camera period and the latest
-cloud is re-stamped and published again at each period in between: the transport and perception load are a real
-camera's, but the scene in a cloud lags the robot by up to cloud_render_every camera periods plus a render.
+(use_sim_time must be false; a state with the time it is due at, so a stall shows as late states, not as a fast arm),
+no /clock is published, physics runs at real time (time_scale and idle_time_scale are ignored), and it never waits
+for detections or commands (both sync timeouts are ignored): a late command takes effect late, as on the real robot.
+Clouds go out at every multiple of the camera period (30 Hz as a D455) on the wall clock, whatever the state rate.
+Rendering cannot keep that pace here (an 848×480 cloud costs ≈80 ms of a core, 30 Hz would need 2.4 cores), so a
+render thread draws a new cloud only every cloud_render_every-th camera period and the latest cloud is re-stamped and
+published again at each period in between: the transport and perception load are a real camera's, but the scene in a
+cloud lags the robot by up to cloud_render_every camera periods plus a render.
 """
 
 from __future__ import annotations
@@ -101,6 +102,11 @@ IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=
 def _stamp(seconds: float) -> TimeMsg:
     sec = int(seconds)
     return TimeMsg(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+def _stamp_ns(ns: int) -> TimeMsg:
+    sec, nanosec = divmod(ns, 1_000_000_000)
+    return TimeMsg(sec=sec, nanosec=nanosec)
 
 
 # name -> (default, description); the default's type is the parameter's type.
@@ -487,6 +493,10 @@ class SimRobotNode(Node):
     def _simulate(self) -> None:
         p = self.params
         wall_start, sim_start, scale = time.monotonic(), self.sim_time, p.idle_time_scale
+        # wall clock: a state is stamped with the time it is due at (this clock's reading when pacing began, plus the
+        # sim time since), as a robot controller stamps its cycles; stamping when the loop got round to it would bunch
+        # the stamps of steps caught up after a stall, and the arm would seem to move faster than it can
+        wall_origin_ns = self._wall_origin_ns(sim_start)
         late_frames = late_commands = 0
         while self.running and rclpy.ok():
             with self.lock:
@@ -497,7 +507,8 @@ class SimRobotNode(Node):
                 self.env.simulate(p.state_period)
                 self.steps += 1
                 self.sim_time = self.steps * p.state_period
-                stamp = self.get_clock().now().to_msg() if p.wall_clock else _stamp(self.sim_time)
+                stamp = (_stamp_ns(wall_origin_ns + round(self.sim_time * 1e9)) if p.wall_clock
+                         else _stamp(self.sim_time))
                 self._publish_state(stamp)
                 self.history.append((self._history_key(stamp) if p.wall_clock else self.steps,
                                      self.env.ee_position(), self.env.joint_state()[1]))
@@ -549,6 +560,11 @@ class SimRobotNode(Node):
                 time.sleep(ahead)
             elif ahead < -1.0:  # fell behind by a second: do not try to catch up in a burst
                 wall_start, sim_start = time.monotonic(), self.sim_time
+                wall_origin_ns = self._wall_origin_ns(sim_start)
+
+    def _wall_origin_ns(self, sim_time: float) -> int:
+        """This node's clock reading (ns) at sim time 0, were the sim time `sim_time` now."""
+        return self.get_clock().now().nanoseconds - round(sim_time * 1e9)
 
     def _publish_state(self, stamp: TimeMsg) -> None:
         pose = PoseStamped()
