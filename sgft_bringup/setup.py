@@ -30,5 +30,6 @@ setup(
         "profiles = sgft_bringup.profiles:main",
         "site = sgft_bringup.site:main",
         "recorder = sgft_bringup.recorder:main",
+        "reset_server = sgft_bringup.reset_server:main",
     ]},
 )

@@ -1,8 +1,9 @@
 """A fine-tuning session, as an operator would run it: reset, run an episode, let the learner catch up, repeat,
 with an evaluation block (deterministic actor, no learning) before the first and after every `eval_every` episodes.
-Every evaluation block resets the same scenes (seeds eval_seed + i, the benchmark's), so two points of the curve differ
-by the policy, not by where the puck happened to be put; a block whose policy version has already been evaluated
-(no update since, e.g. during the pre-collected episodes) is skipped rather than measured again.
+Every evaluation block resets the same scenes (seeds eval_seed + i, the benchmark's; on the real robot, with the site's
+start scenes, scene i mod their number, which the operator sets up), so two points of the curve differ by the policy,
+not by where the puck happened to be put; a block whose policy version has already been evaluated (no update since,
+e.g. during the pre-collected episodes) is skipped rather than measured again. Every wait has a parameter.
 
 Talks to the graph only through its services and topics (ResetEpisode on the robot, Start/StopEpisode on the
 policy node, EpisodeEvent, LearnerStatus, the value heatmap), so it runs the same against the simulated robot and
@@ -13,6 +14,7 @@ At the end it writes results.json, learning_curve.png and value_heatmap.png to o
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from functools import partial
@@ -28,6 +30,7 @@ from geometry_msgs.msg import PoseStamped  # noqa: E402
 from matplotlib.collections import PatchCollection  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.time import Time  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
@@ -45,6 +48,9 @@ from sgft_interfaces import (  # noqa: E402
 from sgft_interfaces.node_main import declared  # noqa: E402
 from sgft_msgs.msg import EpisodeEvent, LearnerStatus, ObjectDetection  # noqa: E402
 from sgft_msgs.srv import ResetEpisode, StartEpisode  # noqa: E402
+
+# How often a refused reset or start is asked again within its retry window (s): polling, not a limit.
+RETRY_PAUSE_S = {"reset": 0.2, "start": 0.5}
 
 
 class SessionError(RuntimeError):
@@ -74,6 +80,37 @@ class FinetuneSession(Node):
             "without perception (insert: held leg, calibrated hole), which waits for the robot's state instead"))
         self.robot_pose_topic = str(declare("robot_pose_topic", Topics.ROBOT_POSE,
                                             "the robot's pose topic (from the robot interface profile)"))
+        self.service_timeout = float(declare("service_timeout_s", 60.0, "wall time to wait for a service to appear"))
+        self.reset_timeout = float(declare(
+            "reset_timeout_s", 30.0, "wall time to wait for the reset's answer (0: forever; real mode's default, "
+            "where the reset server answers once the operator has confirmed the scene, or on its own timeouts)"))
+        self.reset_retry = float(declare("reset_retry_s", 10.0, "wall time to ask again while the reset server "
+                                         "still counts the last episode as running"))
+        self.call_timeout = float(declare("call_timeout_s", 30.0, "wall time to wait for StartEpisode's answer"))
+        self.start_retry = float(declare("start_retry_s", 60.0, "wall time to ask again while the policy node refuses "
+                                         "to start (its inputs not ready, its last episode still ending)"))
+        self.scene_timeout = float(declare("scene_timeout_s", 60.0, "wall time to wait for a detection (or robot pose) "
+                                           "of the reset scene"))
+        self.heatmap_timeout = float(declare("heatmap_timeout_s", 30.0, "wall time to wait for a value heatmap at "
+                                             "the end"))
+        scenes = declare("start_scenes", Parameter.Type.DOUBLE_ARRAY, "the site's start scenes, object x y pairs "
+                         "flattened (real mode: evaluation episode i resets scene i mod their number)")
+        scenes = list(scenes or [])
+        if len(scenes) % 2:
+            raise SessionError(f"start_scenes has {len(scenes)} values: expected x y pairs")
+        self.real = not self.get_parameter("use_sim_time").value
+        # the reset server (real robot) serves scenes; the simulated robot resets by seed
+        self.start_scenes = [(scenes[i], scenes[i + 1]) for i in range(0, len(scenes), 2)] if self.real else []
+        waits = {"service_timeout_s": self.service_timeout, "reset_timeout_s": self.reset_timeout,
+                 "reset_retry_s": self.reset_retry, "call_timeout_s": self.call_timeout,
+                 "start_retry_s": self.start_retry, "scene_timeout_s": self.scene_timeout,
+                 "heatmap_timeout_s": self.heatmap_timeout}
+        bad = [f"{k}={v}" for k, v in waits.items() if not v >= 0.0]
+        if bad:
+            raise SessionError(f"{', '.join(bad)}: waits must be >= 0")
+        if self.real and not self.start_scenes:
+            self.get_logger().warning("real robot without start_scenes in the site file: evaluation episodes start "
+                                      "from whatever scene the operator sets up, so curve points are less comparable")
         self.events: list[EpisodeEvent] = []
         self.status: LearnerStatus | None = None
         self.heatmap: MarkerArray | None = None
@@ -99,26 +136,43 @@ class FinetuneSession(Node):
 
     # ------------------------------------------------------------------------------------------- plumbing
     def _spin_until(self, done, timeout_s: float, what: str) -> None:
+        """Spin until done(); SessionError after timeout_s (math.inf: never)."""
         deadline = time.monotonic() + timeout_s
         while not done():
             if time.monotonic() > deadline:
                 raise SessionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
             rclpy.spin_once(self, timeout_sec=0.05)
 
-    def _call(self, client, request, what: str):
-        self._spin_until(lambda: client.service_is_ready(), 60.0, f"the {what} service")
+    def _call(self, client, request, what: str, timeout_s: float):
+        """The service's answer; timeout_s 0 waits for it forever."""
+        self._spin_until(lambda: client.service_is_ready(), self.service_timeout, f"the {what} service")
         future = client.call_async(request)
-        self._spin_until(future.done, 30.0, f"an answer from {what}")
+        try:
+            self._spin_until(future.done, timeout_s or math.inf, f"an answer from {what}")
+        except SessionError:
+            client.remove_pending_request(future)
+            raise
         return future.result()
 
-    def _run_episode(self, evaluation: bool, seed: int = -1) -> EpisodeEvent:
+    def _scene_instructions(self, scene: int) -> str:
+        """What the operator does during a real robot's reset."""
+        confirm = f"then confirm: ros2 service call {Services.CONFIRM_RESET} std_srvs/srv/Trigger"
+        if scene >= 0:
+            x, y = self.start_scenes[scene]
+            return f"the robot homes; set up scene {scene}: object at ({x:.3f}, {y:.3f}) m (base frame), {confirm}"
+        return f"the robot homes; set up a start scene of your choice, {confirm}"
+
+    def _run_episode(self, evaluation: bool, seed: int = -1, scene: int = -1) -> EpisodeEvent:
+        if self.real:
+            tqdm.write(f"[reset] {self._scene_instructions(scene)}")
         # The reset server refuses while it still counts the last episode as running (its copy of the policy's end
-        # event can arrive after ours): ask again for a few seconds.
-        deadline = time.monotonic() + 10.0
-        while not (reset := self._call(self.reset_client, ResetEpisode.Request(seed=seed), "reset")).success:
+        # event can arrive after ours): ask again for reset_retry_s.
+        deadline = time.monotonic() + self.reset_retry
+        request = ResetEpisode.Request(seed=seed, scene=scene)
+        while not (reset := self._call(self.reset_client, request, "reset", self.reset_timeout)).success:
             if not reset.message.startswith(Services.RESET_EPISODE_RUNNING) or time.monotonic() > deadline:
                 raise SessionError(f"reset failed: {reset.message}")
-            pause = time.monotonic() + 0.2
+            pause = time.monotonic() + RETRY_PAUSE_S["reset"]
             while time.monotonic() < pause:  # events (the episode's end) reach the reset server meanwhile
                 rclpy.spin_once(self, timeout_sec=0.05)
         # The policy holds (and after max_hold_s aborts) without a fresh detection: start once perception has seen
@@ -127,15 +181,15 @@ class FinetuneSession(Node):
         reset_ns = self.get_clock().now().nanoseconds
         what = (f"an object detection of the reset scene on {Topics.OBJECT_DETECTION}" if self.wait_for_detection
                 else f"a robot pose of the reset scene on {self.robot_pose_topic}")
-        self._spin_until(lambda: self.scene_stamp_ns > reset_ns, 60.0, what)
+        self._spin_until(lambda: self.scene_stamp_ns > reset_ns, self.scene_timeout, what)
         # The policy node refuses while its own inputs are not ready (at the graph's start it can discover perception
-        # after this node did) or while its last episode is still ending: ask again for up to a minute.
-        deadline = time.monotonic() + 60.0
+        # after this node did) or while its last episode is still ending: ask again for start_retry_s.
+        deadline = time.monotonic() + self.start_retry
         while not (started := self._call(self.start_client, StartEpisode.Request(evaluation=evaluation),
-                                         "start")).accepted:
+                                         "start", self.call_timeout)).accepted:
             if time.monotonic() > deadline:
                 raise SessionError(f"the policy node refuses to start an episode: {started.message}")
-            time.sleep(0.5)
+            time.sleep(RETRY_PAUSE_S["start"])
         episode = started.episode_id
         self._spin_until(lambda: any(e.episode_id == episode and e.event in (EpisodeEvent.FINISHED,
                                                                            EpisodeEvent.ABORTED)
@@ -172,7 +226,10 @@ class FinetuneSession(Node):
         """Success rate, finished episodes and the policy version of the block's last episode."""
         results, version = [], 0
         for i in range(self.eval_episodes):
-            end = self._run_episode(evaluation=True, seed=self.eval_seed + i if self.eval_seed >= 0 else -1)
+            if self.start_scenes:  # the operator sets up the site's scenes in turn; seeds mean nothing there
+                end = self._run_episode(evaluation=True, scene=i % len(self.start_scenes))
+            else:
+                end = self._run_episode(evaluation=True, seed=self.eval_seed + i if self.eval_seed >= 0 else -1)
             version = end.policy_version
             if end.event == EpisodeEvent.FINISHED:  # aborted episodes are neither success nor failure
                 results.append(end.success)
@@ -200,7 +257,8 @@ class FinetuneSession(Node):
                 bar.set_postfix(ret=f"{end.episode_return:.1f}", success=end.success,
                                 updates=self.status.gradient_updates, version=self.status.policy_version)
                 if i % self.eval_every == 0 or i == self.episodes:
-                    if self.status.policy_version == curve[-1]["policy_version"] and self.eval_seed >= 0:
+                    same_scenes = bool(self.start_scenes) or self.eval_seed >= 0
+                    if self.status.policy_version == curve[-1]["policy_version"] and same_scenes:
                         tqdm.write(f"[eval after {i} episodes] skipped: policy version {curve[-1]['policy_version']} "
                                    f"was evaluated after {curve[-1]['episodes']} episodes on the same scenes")
                         continue
@@ -211,7 +269,7 @@ class FinetuneSession(Node):
                                "transitions_stored": self.status.transitions_stored}}
         (self.output_dir / "results.json").write_text(json.dumps(results, indent=2))
         self._plot_curve(curve)
-        self._spin_until(lambda: self.heatmap is not None, 30.0, "a value heatmap")
+        self._spin_until(lambda: self.heatmap is not None, self.heatmap_timeout, "a value heatmap")
         self._plot_heatmap()
         return results
 
@@ -254,7 +312,12 @@ class FinetuneSession(Node):
 
 def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
-    node = FinetuneSession()
+    try:
+        node = FinetuneSession()
+    except SessionError as err:  # a bad parameter: nothing has started
+        rclpy.logging.get_logger("sgft_finetune_session").fatal(f"refusing to start: {err}")
+        rclpy.try_shutdown()
+        return 2
     try:
         results = node.run()
         curve = results["curve"]

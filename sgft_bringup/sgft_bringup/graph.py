@@ -22,6 +22,7 @@ from sgft_core.tasks import TASKS
 from sgft_interfaces.share import installed_share
 
 DEFAULT_PROFILE = "sim"
+RESET_SERVER = "sgft_reset_server"  # real mode's ResetEpisode server (sim mode: the simulated robot serves it)
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ def graph_config(task: str, config_file: str | os.PathLike | None = None,
         layer = node_parameters(load_profile(name, kind="robot"), task)
     else:
         layer = graph_overrides(loaded, task, config.get("sgft_perception"))
+        config.setdefault(RESET_SERVER, {"task": task})  # a --config without the section still resets the robot
     # only nodes the YAML configures: insert's graph has no perception, a real graph no simulated robot
     config = merge(config, {node: params for node, params in layer.items() if node in config})
     return merge(config, overrides or {})
@@ -158,13 +160,17 @@ def graph_nodes(task: str, mode: str = "sim", config_file: str | os.PathLike | N
                 site: str | os.PathLike | Site | None = None) -> list[GraphNode]:
     """The nodes of the fine-tuning graph. mode "sim": the simulated robot stands in for robot + cameras and
     publishes /clock, so every other node runs on sim time, with the names of `profile` (default "sim"). mode
-    "real": the robot and camera drivers provide those topics instead, named by the site file's robot profile."""
+    "real": the robot and camera drivers provide those topics instead, named by the site file's robot profile, and
+    the reset server homes the arm to the site's home and waits for the operator's scene between episodes."""
     config = graph_config(task, config_file, overrides, mode, profile, site)
     sim_time = {"use_sim_time": mode == "sim"}
     nodes = []
     if mode == "sim":
         nodes.append(GraphNode("sgft_sim_robot", "sgft_sim", "sgft_sim.robot_node", "robot_node",
                                config["sgft_sim_robot"]))
+    else:
+        nodes.append(GraphNode(RESET_SERVER, "sgft_bringup", "sgft_bringup.reset_server", "reset_server",
+                               config[RESET_SERVER] | sim_time))
     if has_perception(config):
         nodes.append(GraphNode("sgft_perception", "sgft_perception", "sgft_perception.perception_node",
                                "perception_node", config["sgft_perception"] | sim_time))
@@ -182,9 +188,13 @@ def session_parameters(task: str, mode: str = "sim", config_file: str | os.PathL
                        site: str | os.PathLike | Site | None = None) -> dict:
     """Parameters of the fine-tuning session (sgft_bringup.finetune_session) for this graph: its YAML section and
     overrides, sim time in "sim" mode, and, unless set, whether to wait for perception's detection of each reset scene
-    (only where the graph has a perception node)."""
+    (only where the graph has a perception node). In real mode a reset waits for a person (the reset server answers
+    once the operator confirms the scene, or on its own timeouts), so the session's wait for it is unbounded unless
+    set."""
     config = graph_config(task, config_file, overrides, mode, profile, site)
     params = dict(config.get("sgft_finetune_session", {}))
     params["use_sim_time"] = mode == "sim"
     params.setdefault("wait_for_detection", has_perception(config))
+    if mode == "real":
+        params.setdefault("reset_timeout_s", 0.0)
     return params

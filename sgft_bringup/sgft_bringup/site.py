@@ -4,7 +4,8 @@ documents it). Real mode needs one; its values override the task YAML's in the g
     python -m sgft_bringup.site my_site.yaml --task push     # validate, print the overrides it gives
 
 `load_site` refuses a missing or unknown key, extrinsics that are not x y z + a unit quaternion, a home pose outside
-the FR3's joint limits, or a workspace box wider than the task's, naming the field.
+the FR3's joint limits, a home position outside the task's box, start scenes that are not x y pairs, or a workspace box
+wider than the task's, naming the field.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ class SiteError(ValueError):
     """A site file that cannot be used; the message names the field."""
 
 
-SITE_KEYS = {"robot_profile", "robot_ip", "cameras", "perception", "workspace_low", "workspace_high", "home_joints"}
-SITE_OPTIONAL = {"workspace_low", "workspace_high"}
+SITE_KEYS = {"robot_profile", "robot_ip", "cameras", "perception", "workspace_low", "workspace_high", "home_joints",
+             "home_position", "start_scenes"}
+SITE_OPTIONAL = {"workspace_low", "workspace_high", "home_position", "start_scenes"}
 CAMERA_KEYS = {"name", "serial", "extrinsics"}
 PERCEPTION_KEYS = {"hsv_min", "hsv_max", "table_height"}
 CAMERA_PROFILE = "realsense"
@@ -57,6 +59,10 @@ class Site:
     workspace_low: tuple[float, float, float] | None
     workspace_high: tuple[float, float, float] | None
     home_joints: tuple[float, ...]
+    # the end effector's home (Cartesian tasks' reset); None: the task YAML's
+    home_position: tuple[float, float, float] | None = None
+    # object x, y of each start scene the operator sets up for evaluation episodes (ResetEpisode.scene)
+    start_scenes: tuple[tuple[float, float], ...] = ()
 
 
 def _keys(section, where: str, required: set[str], optional: set[str] = frozenset()) -> dict:
@@ -156,14 +162,31 @@ def _parse(data, path: Path) -> Site:
                for i, q in enumerate(home) if not fr3.JOINT_LOW[i] <= q <= fr3.JOINT_HIGH[i]]
     if outside:
         raise SiteError(f"site.home_joints: outside the FR3's joint limits: {'; '.join(outside)}")
-    return Site(path, profile, robot_ip, tuple(parsed), hsv_min, hsv_max, table, low, high, home)
+    home_position = _numbers(data["home_position"], "site.home_position", 3) if "home_position" in data else None
+    scenes = data.get("start_scenes", [])
+    if not isinstance(scenes, list):
+        raise SiteError(f"site.start_scenes: expected a list of [x, y] object positions, got {scenes!r}")
+    start_scenes = tuple(_numbers(xy, f"site.start_scenes[{i}]", 2) for i, xy in enumerate(scenes))
+    return Site(path, profile, robot_ip, tuple(parsed), hsv_min, hsv_max, table, low, high, home, home_position,
+                start_scenes)
 
 
 def check_workspace(site: Site, task: str) -> None:
-    """A site may only tighten the task's end-effector box: the policy was trained inside it."""
+    """A site may only tighten the task's end-effector box: the policy was trained inside it. A home position (for a
+    Cartesian task) lies inside the box, at a planar task's end-effector height."""
+    spec = TASKS[task]
+    if site.home_position is not None and spec.action_kind == "cartesian":
+        low = spec.workspace_low if site.workspace_low is None else np.asarray(site.workspace_low)
+        high = spec.workspace_high if site.workspace_high is None else np.asarray(site.workspace_high)
+        home = np.asarray(site.home_position)
+        if np.any(home < low - 1e-9) or np.any(home > high + 1e-9):
+            raise SiteError(f"site.home_position: {list(site.home_position)} is outside {task}'s workspace box "
+                            f"[{low.tolist()}, {high.tolist()}]")
+        if spec.ee_height is not None and abs(home[2] - spec.ee_height) > 1e-3:
+            raise SiteError(f"site.home_position: z {home[2]} differs from {task}'s end-effector height "
+                            f"{spec.ee_height} (the height the policy moves at)")
     if site.workspace_low is None:
         return
-    spec = TASKS[task]
     if np.any(np.asarray(site.workspace_low) < spec.workspace_low - 1e-9) or np.any(
             np.asarray(site.workspace_high) > spec.workspace_high + 1e-9):
         raise SiteError(f"site.workspace_low/workspace_high: [{list(site.workspace_low)}, "
@@ -209,6 +232,26 @@ def graph_overrides(site: Site, task: str, perception: dict | None) -> dict[str,
     if site.workspace_low is not None:
         params["sgft_policy"]["workspace_low"] = list(site.workspace_low)
         params["sgft_policy"]["workspace_high"] = list(site.workspace_high)
+    params["sgft_reset_server"] = reset_server_parameters(site, robot, params["sgft_policy"])
+    if site.start_scenes:  # the session cycles its evaluation episodes over them
+        params["sgft_finetune_session"]["start_scenes"] = [v for xy in site.start_scenes for v in xy]
+    return params
+
+
+def reset_server_parameters(site: Site, robot, policy: dict) -> dict:
+    """The reset server's parameters from the site: the policy's topics, frame and box, the robot profile's
+    single-publisher rule of its Cartesian controller, the home pose, the start scenes (flattened x y pairs) and the
+    table height the scene marker sits on. Lists are only set when non-empty (a parameter file cannot type [])."""
+    params = {key: policy[key] for key in ("robot_pose_topic", "joint_state_topic", "cartesian_target_topic",
+                                           "joint_trajectory_topic", "base_frame", "workspace_low", "workspace_high")
+              if key in policy}
+    params["single_publisher"] = bool((robot["cartesian_target"] or {}).get("single_publisher", False))
+    params["home_joints"] = list(site.home_joints)
+    if site.home_position is not None:
+        params["home_position"] = list(site.home_position)
+    if site.start_scenes:
+        params["start_scenes"] = [v for xy in site.start_scenes for v in xy]
+    params["table_height"] = site.table_height
     return params
 
 

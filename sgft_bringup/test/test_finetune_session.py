@@ -37,7 +37,8 @@ def test_evaluations_reset_the_same_scenes_and_skip_an_unchanged_policy(session,
     resets: list[tuple[bool, int]] = []
     trained = {"episodes": 0}
 
-    def run_episode(evaluation: bool, seed: int = -1) -> EpisodeEvent:
+    def run_episode(evaluation: bool, seed: int = -1, scene: int = -1) -> EpisodeEvent:
+        assert scene == -1, "no start scenes: the simulated robot resets by seed"
         resets.append((evaluation, seed))
         if not evaluation:
             trained["episodes"] += 1
@@ -99,3 +100,41 @@ def test_catch_up_is_judged_from_a_status_that_counts_the_episodes_transitions(s
     finally:
         publisher.join()
         learner.destroy_node()
+
+
+def test_real_evaluations_cycle_the_sites_start_scenes_and_every_wait_is_a_parameter(tmp_path, monkeypatch):
+    """On the real robot (no sim time) with the site's start scenes, evaluation episode i resets scene i mod their
+    number and the operator is told what to set up; training episodes reset any scene. The session's waits come
+    from parameters: the reset's answer waits reset_timeout_s (0: forever)."""
+    from sgft_msgs.msg import EpisodeEvent, LearnerStatus
+
+    rclpy.init(args=["--ros-args", "-p", "start_scenes:=[0.4, 0.1, 0.45, -0.1]", "-p", "reset_timeout_s:=0.0",
+                     "-p", "scene_timeout_s:=5.0", "-p", "start_retry_s:=7.0"], domain_id=98)
+    node = FinetuneSession()
+    try:
+        assert node.real and node.start_scenes == [(0.4, 0.1), (0.45, -0.1)]
+        assert (node.reset_timeout, node.scene_timeout, node.start_retry) == (0.0, 5.0, 7.0)
+        assert "set up scene 1: object at (0.450, -0.100)" in node._scene_instructions(1)
+        node.episodes, node.eval_every, node.eval_episodes, node.output_dir = 2, 2, 3, tmp_path
+        resets: list[tuple[bool, int, int]] = []
+        trained = {"episodes": 0}
+
+        def run_episode(evaluation: bool, seed: int = -1, scene: int = -1) -> EpisodeEvent:
+            resets.append((evaluation, seed, scene))
+            trained["episodes"] += not evaluation
+            return EpisodeEvent(event=EpisodeEvent.FINISHED, policy_version=trained["episodes"], steps=40)
+
+        def wait_for_learner(received: int = 0) -> None:
+            node.status = LearnerStatus(transitions_received=received, policy_version=trained["episodes"])
+
+        monkeypatch.setattr(node, "_run_episode", run_episode)
+        monkeypatch.setattr(node, "_wait_for_learner", wait_for_learner)
+        monkeypatch.setattr(node, "_spin_until", lambda *a: None)
+        monkeypatch.setattr(node, "_plot_heatmap", lambda: None)
+        node.run()
+        assert [scene for evaluation, _, scene in resets if evaluation] == [0, 1, 0] * 2
+        assert all(seed == -1 for _, seed, _ in resets)
+        assert all(scene == -1 for evaluation, _, scene in resets if not evaluation)
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()

@@ -22,11 +22,39 @@ def test_push_graph_has_every_node_with_its_section(real_site):
     assert not any(n.parameters["use_sim_time"] for n in real)
 
 
+def test_the_reset_server_runs_in_the_real_graph_only_with_the_profiles_topics_and_the_sites_home(tmp_path):
+    """Real mode: the reset server serves ResetEpisode with the robot profile's names and the site's home and start
+    scenes; sim mode: the simulated robot serves it, so no reset server starts."""
+    from conftest import write_site
+
+    for task in TASKS:
+        assert "sgft_reset_server" not in [n.name for n in graph_nodes(task, "sim")]
+    site = write_site(tmp_path / "site.yaml", home_position=[0.32, 0.05, 0.02], start_scenes=[[0.4, 0.1], [0.45, -0.1]],
+                      perception={"hsv_min": [15.0, 0.6, 0.3], "hsv_max": [45.0, 1.0, 1.0], "table_height": 0.01})
+    nodes = {n.name: n for n in graph_nodes("push", "real", site=site)}
+    server = nodes["sgft_reset_server"]
+    assert (server.package, server.executable) == ("sgft_bringup", "reset_server")
+    params = server.parameters
+    assert params["cartesian_target_topic"] == "/target_pose" and params["robot_pose_topic"] == "/current_pose"
+    assert params["base_frame"] == "base" and params["single_publisher"] is True  # crisp's controller
+    assert params["home_position"] == [0.32, 0.05, 0.02] and params["start_scenes"] == [0.4, 0.1, 0.45, -0.1]
+    assert params["table_height"] == 0.01 and params["use_sim_time"] is False and params["task"] == "push"
+    session = session_parameters("push", "real", site=site)
+    assert session["start_scenes"] == [0.4, 0.1, 0.45, -0.1] and session["reset_timeout_s"] == 0.0
+    assert "start_scenes" not in session_parameters("push") and "reset_timeout_s" not in session_parameters("push")
+    hammer = {n.name: n.parameters for n in graph_nodes("hammer", "real", site=write_site(
+        tmp_path / "hammer.yaml", robot_profile="franka_ros2_jazzy"))}["sgft_reset_server"]
+    assert hammer["joint_trajectory_topic"] == "/fr3_arm_controller/joint_trajectory"
+    assert hammer["home_joints"] == [0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785] and "start_scenes" not in hammer
+    assert hammer["single_publisher"] is False  # franka_ros2 has no Cartesian target
+
+
 def test_insert_graph_has_no_perception_and_its_session_waits_for_the_robot_state(real_site):
     """Insert observes no camera (held leg, calibrated hole): no perception node, and the session starts an episode on
     the robot state of the reset scene, not on a detection that would never come."""
     assert [n.name for n in graph_nodes("insert", "sim")] == ["sgft_sim_robot", "sgft_policy", "sgft_learner"]
-    assert [n.name for n in graph_nodes("insert", "real", site=real_site)] == ["sgft_policy", "sgft_learner"]
+    assert [n.name for n in graph_nodes("insert", "real", site=real_site)] == ["sgft_reset_server", "sgft_policy",
+                                                                             "sgft_learner"]
     assert session_parameters("insert")["wait_for_detection"] is False
     assert session_parameters("push")["wait_for_detection"] is True
     assert session_parameters("push", "real", site=real_site)["use_sim_time"] is False

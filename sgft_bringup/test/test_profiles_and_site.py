@@ -153,10 +153,26 @@ def test_site_overrides_the_graph_in_real_mode(tmp_path):
     ({"workspace_low": [0.0, -0.3, 0.0], "workspace_high": [0.6, 0.3, 0.2]}, "exceeds push's box"),
     ({"workspace_low": [0.3, -0.3, 0.0]}, "both or neither"),
     ({"perception": {"hsv_min": [0, 0, 0], "hsv_max": [1, 1, 1]}}, "site.perception.table_height"),
+    ({"home_position": [0.9, 0.0, 0.02]}, "site.home_position.*outside push's workspace box"),
+    ({"home_position": [0.3, 0.0, 0.1]}, "site.home_position.*end-effector height"),
+    ({"home_position": [0.3, 0.0]}, "site.home_position"),
+    ({"start_scenes": [[0.4, 0.1], [0.4]]}, r"site.start_scenes\[1\]"),
+    ({"start_scenes": [0.4, 0.1]}, r"site.start_scenes\[0\]"),
+    ({"start_scenes": "0.4 0.1"}, "site.start_scenes"),
 ])
 def test_bad_sites_are_refused_naming_the_field(tmp_path, changes, field):
     with pytest.raises(SiteError, match=field):
         load_site(write_site(tmp_path / "site.yaml", **changes), "push")
+
+
+def test_site_home_position_and_start_scenes_are_optional(tmp_path):
+    template = load_site(share_dir() / "config" / "site_template.yaml", "push")
+    assert template.home_position is None and template.start_scenes == ()
+    loaded = load_site(write_site(tmp_path / "site.yaml", home_position=[0.3, 0.0, 0.02],
+                                  start_scenes=[[0.4, 0.1], [0.45, -0.1]]), "push")
+    assert loaded.home_position == (0.3, 0.0, 0.02) and loaded.start_scenes == ((0.4, 0.1), (0.45, -0.1))
+    # a home position is the Cartesian tasks' reset: hammer homes to home_joints and does not check it
+    assert load_site(write_site(tmp_path / "h.yaml", home_position=[0.3, 0.0, 0.5]), "hammer").home_position
 
 
 def test_site_cli_and_run_graph_exit_2_and_write_nothing(tmp_path, capsys):

@@ -1,5 +1,6 @@
-"""What every SGFT node shares: `run_node` (init, construct, spin, shutdown; a refused start-up exits with code 2)
-and `declared` (a parameter declared with its type, default and description, read back in one call)."""
+"""What every SGFT node shares: `run_node` (init, construct, spin, shutdown; a refused start-up exits with code 2;
+single-threaded unless a node asks for worker threads) and `declared` (a parameter declared with its type, default
+and description, read back in one call)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from collections.abc import Callable
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
 
 def run_node(make_node: Callable[[], Node], name: str, refuse: tuple[type[BaseException], ...] = (ValueError,),
-             args: list[str] | None = None) -> int:
+             args: list[str] | None = None, threads: int = 1) -> int:
     """Run a node until Ctrl-C or shutdown. A `refuse` exception from its constructor (a bad parameter, an
     unreadable checkpoint) stops the start-up loudly with exit code 2: never run with a guessed value. Ctrl-C, once
-    or repeatedly (a launch system sends SIGINT, an impatient operator again), stops it cleanly with exit code 0."""
+    or repeatedly (a launch system sends SIGINT, an impatient operator again), stops it cleanly with exit code 0.
+    threads > 1: a MultiThreadedExecutor with that many workers, for a node whose handler blocks (in a
+    ReentrantCallbackGroup) while its other callbacks must go on; its destroy_node must release that handler."""
     rclpy.init(args=args)
     try:
         node = make_node()
@@ -29,7 +32,7 @@ def run_node(make_node: Callable[[], Node], name: str, refuse: tuple[type[BaseEx
         _shutdown(None)
         return 0
     try:
-        _spin(node, name)
+        _spin(node, name, threads)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -37,11 +40,11 @@ def run_node(make_node: Callable[[], Node], name: str, refuse: tuple[type[BaseEx
     return 0
 
 
-def _spin(node: Node, name: str) -> None:
+def _spin(node: Node, name: str, threads: int = 1) -> None:
     """rclpy.spin, except that an exception escaping a callback is logged and counted instead of ending the node.
     Nodes guard their own callbacks; this catches what they cannot reach, such as rclpy's time source raising on a
     /clock message with a negative time that any peer can publish."""
-    executor = SingleThreadedExecutor()
+    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
     executor.add_node(node)
     logger = rclpy.logging.get_logger(name)
     errors: Counter[str] = Counter()
