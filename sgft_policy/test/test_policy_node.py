@@ -1,7 +1,8 @@
 """The policy node as a separate process over DDS, driven by a small kinematic stand-in for robot and camera.
 
-The stand-in moves the end effector to each commanded target at once, so every command can be checked against the
-pose it was computed from: inside the task's box, within one step of the previous target. The actor is swapped for
+The stand-in moves the end effector to each commanded target at once (or, with `lag`, part of the way, as an
+impedance controller trails its target), so every command can be checked against the pose it was computed from:
+inside the task's box, within one step of the previous target. The actor is swapped for
 an adversarial one (always full throttle) through a real PolicyUpdate to show that weights hot-swap and that the
 envelope holds whatever the network says.
 """
@@ -51,7 +52,7 @@ from sgft_interfaces import (  # noqa: E402
     Services,
     Topics,
 )
-from sgft_msgs.msg import EpisodeEvent, ObjectDetection, PolicyUpdate, Transition  # noqa: E402
+from sgft_msgs.msg import EpisodeEvent, Intervention, ObjectDetection, PolicyUpdate, Transition  # noqa: E402
 from sgft_msgs.srv import StartEpisode, StopEpisode  # noqa: E402
 from sgft_policy.assembly import IMPLAUSIBLE_POSE, time_msg  # noqa: E402
 
@@ -65,8 +66,11 @@ class FakeRobot:
     """Kinematic robot + camera: pose jumps to each target; the puck sits still and is seen while `camera_on`.
     Messages are stamped with `now()` (the test node's clock unless replaced): the policy refuses unstamped ones."""
 
-    def __init__(self, node, start_xy=(0.1, -0.3)) -> None:
+    def __init__(self, node, start_xy=(0.1, -0.3), lag: float = 1.0) -> None:
         self.node = node
+        self.lag = lag  # fraction of the way to each target the arm moves
+        self.published: list[np.ndarray] = []  # every pose published, the measurements the policy holds
+        self.intervention: tuple[bool, list[float]] | None = None  # what the teleop device sends; None: silent
         self.now = lambda: node.get_clock().now().nanoseconds
         self.last_pose_ns = 0
         self.ee = np.array([*start_xy, SPEC.ee_height])
@@ -84,13 +88,15 @@ class FakeRobot:
         self.start = node.create_client(StartEpisode, Services.START_EPISODE)
         self.stop = node.create_client(StopEpisode, Services.STOP_EPISODE)
         self.estop = node.create_client(SetBool, Services.SET_ESTOP)
+        self.pause = node.create_client(SetBool, Services.PAUSE_EPISODE)
+        self.intervention_pub = node.create_publisher(Intervention, Topics.INTERVENTION, COMMAND_QOS)
         self._last_publish = 0.0
 
     def _on_target(self, msg: PoseStamped) -> None:
         target = np.array([msg.pose.position.x, msg.pose.position.y, msg.pose.position.z])
         self.commands.append((time.monotonic(), self.ee.copy(), target))
         self.command_stamps.append(msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
-        self.ee = target
+        self.ee = self.ee + self.lag * (target - self.ee)
 
     def publish(self) -> None:
         now = time.monotonic()
@@ -99,6 +105,12 @@ class FakeRobot:
         self._last_publish = now
         self.last_pose_ns = self.now()
         self.pose_pub.publish(pose_msg(self.ee, self.last_pose_ns))
+        self.published.append(self.ee.copy())
+        if self.intervention is not None:
+            active, action = self.intervention
+            msg = Intervention(active=active, action=[float(v) for v in action])
+            msg.header.stamp = time_msg(self.last_pose_ns)
+            self.intervention_pub.publish(msg)
         if self.camera_on:
             self.det_pub.publish(detection_msg(PUCK, self.last_pose_ns))
 
@@ -162,14 +174,14 @@ def workdir():
 ros_node, ros = shared_node_fixtures("policy_node_test")  # each test (or rerun) gets the module's node, left clean
 
 
-def _policy(workdir: Path, name: str, state: str | None = None):
+def _policy(workdir: Path, name: str, state: str | None = None, **params):
     """A policy node; nodes given the same `state` share e-stop and episode files (one robot, restarted)."""
     state = state or name
     return start_node("sgft_policy.policy_node", {
         "task": "push", "checkpoint": str(workdir / "push.safetensors"),
         "estop_state_file": str(workdir / f"{state}_estop"),
         "episode_state_file": str(workdir / f"{state}_episode.json"),
-        "max_input_age_s": 0.3, "stats_period_s": 1.0,
+        "max_input_age_s": 0.3, "stats_period_s": 1.0, **params,
     }, str(workdir / f"{name}.log"))
 
 
@@ -494,3 +506,137 @@ def test_thirty_concurrent_start_and_stop_callers_all_get_an_answer(workdir, ros
         assert all(r.accepted or r.message for r in starts)
     finally:
         stop_node(proc)
+
+
+def is_measured(robot: FakeRobot, target: np.ndarray) -> bool:
+    """A hold target: exactly a pose the arm published (the policy's latest), at the task's height."""
+    return target[2] == pytest.approx(SPEC.ee_height) and any(
+        np.allclose(target[:2], pose[:2], atol=1e-9) for pose in robot.published)
+
+
+def test_estop_commands_the_measured_pose_once_within_a_period_then_nothing(workdir, ros):
+    """The arm trails its targets (lag): the last target lies ahead of it. The e-stop sends the pose it is at, so the
+    controller stops pulling it on, and no command after."""
+    proc = _policy(workdir, "policy_estop_hold", state="estop_hold")
+    robot = FakeRobot(ros, start_xy=(0.3, 0.0), lag=0.5)
+    try:
+        robot.run(1.0)
+        assert start_episode(ros, robot.start, step=robot.publish).accepted, node_log(proc)
+        robot.update_pub.publish(adversarial_update(version=1, direction=+1.0))  # full steps: far ahead of the arm
+        robot.run(1.2)
+        n = len(robot.commands)
+        t_call = time.monotonic()
+        assert call(ros, robot.estop, SetBool.Request(data=True), step=robot.publish).success
+        robot.run(1.0)
+    finally:
+        stop_node(proc)
+    after = robot.commands[n:]
+    assert len(after) == 1, f"{len(after)} commands after the e-stop; {node_log(proc)}"
+    t, before, hold = after[0]
+    assert t - t_call <= 0.2, f"hold target {t - t_call:.3f} s after the e-stop call"
+    assert is_measured(robot, hold) and not np.allclose(hold, robot.commands[n - 1][2]), (hold, before)
+    assert any(e.event == EpisodeEvent.ABORTED and "e-stop" in e.reason for e in robot.events)
+
+
+def test_pause_holds_the_measured_pose_and_resume_continues(workdir, ros):
+    proc = _policy(workdir, "policy_pause", state="pause", max_hold_s=0.5)
+    robot = FakeRobot(ros, start_xy=(0.3, 0.0), lag=0.5)
+    try:
+        robot.run(1.0)
+        refused = call(ros, robot.pause, SetBool.Request(data=True), step=robot.publish)
+        assert not refused.success and refused.message == "no episode is running", refused
+        started = start_episode(ros, robot.start, step=robot.publish)
+        assert started.accepted, node_log(proc)
+        robot.run(1.0)
+        n = len(robot.commands)
+        assert call(ros, robot.pause, SetBool.Request(data=True), step=robot.publish).message == "paused"
+        robot.run(0.3)  # a transition in flight at the pause arrives
+        n_transitions = len(robot.transitions)
+        robot.run(1.2)  # longer than max_hold_s: a pause is no hold
+        paused = robot.commands[n:]
+        assert len(paused) == 1 and is_measured(robot, paused[0][2]), paused
+        assert len(robot.transitions) == n_transitions, "transitions while paused"
+        resumed = call(ros, robot.pause, SetBool.Request(data=False), step=robot.publish)
+        assert resumed.success and resumed.message == "resumed", resumed
+        robot.run(1.0)
+    finally:
+        stop_node(proc)
+    events = [(e.event, e.reason) for e in robot.events if e.episode_id == started.episode_id]
+    assert (EpisodeEvent.HOLDING, "paused by operator") in events, events
+    assert (EpisodeEvent.RESUMED, "resumed by operator") in events, events
+    assert not any(kind == EpisodeEvent.ABORTED for kind, _ in events), events
+    assert len(robot.commands) >= n + 1 + 3, "commands did not continue after the resume"
+    assert len(robot.transitions) > n_transitions
+
+
+def test_an_intervention_is_bounded_by_the_envelope_flagged_and_handed_back(workdir, ros):
+    """The operator drives full throttle (3.0 is clipped to 1) into the +x +y corner: every command stays in the box
+    and one step from the arm, and the steps are flagged with the operator's action; active=false hands back."""
+    proc = _policy(workdir, "policy_intervention", state="intervention")
+    robot = FakeRobot(ros, start_xy=(0.55, 0.2))
+    try:
+        robot.run(1.0)
+        started = start_episode(ros, robot.start, step=robot.publish)
+        assert started.accepted, node_log(proc)
+        robot.run(0.6)
+        robot.intervention = (True, [3.0, 1.0])
+        robot.run(2.0)
+        robot.intervention = (False, [])
+        robot.run(0.6)
+        robot.intervention = None  # released: silence is no loss
+        for action in ([1.0], [float("nan"), 0.0]):  # refused, so not taken over
+            bad = Intervention(active=True, action=action)
+            bad.header.stamp = time_msg(robot.now())
+            robot.intervention_pub.publish(bad)
+            robot.run(0.3)
+    finally:
+        stop_node(proc)
+    log = node_log(proc)
+    low, high = SPEC.workspace_low[:2], SPEC.workspace_high[:2]
+    for _, before, target in robot.commands:
+        assert np.all(np.abs(target[:2] - before[:2]) <= SPEC.max_delta + 1e-6), (before, target)
+        assert np.all(target[:2] >= low - 1e-6) and np.all(target[:2] <= high + 1e-6), target
+    np.testing.assert_allclose(max((c[2] for c in robot.commands), key=lambda t: t.sum())[:2], high, atol=1e-6)
+    mine = [t for t in robot.transitions if t.episode_id == started.episode_id]
+    flagged = [t for t in mine if t.intervention]
+    assert len(flagged) >= 6, [(t.step, t.intervention) for t in mine]
+    assert all(list(t.action) == [1.0, 1.0] for t in flagged)
+    assert not mine[0].intervention and not mine[-1].intervention, "the policy did not act before and after"
+    assert not any(e.event == EpisodeEvent.ABORTED and e.episode_id == started.episode_id for e in robot.events), log
+    assert "operator took over" in log and "operator released" in log, log
+    assert "rejected intervention_size (#1)" in log and "rejected intervention_nonfinite (#1)" in log, log
+
+
+def test_a_teleop_device_that_goes_silent_mid_intervention_aborts_the_episode(workdir, ros):
+    proc = _policy(workdir, "policy_teleop_lost", state="teleop_lost")
+    robot = FakeRobot(ros, start_xy=(0.4, 0.0))
+    try:
+        robot.run(1.0)
+        started = start_episode(ros, robot.start, step=robot.publish)
+        assert started.accepted, node_log(proc)
+        robot.intervention = (True, [0.0, -0.5])
+        robot.run(1.2)
+        n_steps = len([t for t in robot.transitions if t.episode_id == started.episode_id])
+        robot.intervention = None  # unplugged: no active=false
+        t_silent = time.monotonic()
+        assert spin_until(ros, lambda: any(e.event == EpisodeEvent.ABORTED for e in robot.events), 2.0,
+                          robot.publish), node_log(proc)
+        aborted = next(e for e in robot.events if e.event == EpisodeEvent.ABORTED)
+        robot.run(0.5)
+        n = len(robot.commands)
+        hold = robot.commands[n - 1][2]
+        assert is_measured(robot, hold), hold
+        robot.run(0.6)
+        assert len(robot.commands) == n, "commands after the abort"
+        # the next episode starts with that active intervention long stale: it is ignored, the policy acts
+        again = start_episode(ros, robot.start, step=robot.publish)
+        assert again.accepted, again.message
+        robot.run(1.0)
+    finally:
+        stop_node(proc)
+    assert aborted.episode_id == started.episode_id and "teleoperation lost" in aborted.reason, aborted
+    assert robot.commands[n - 1][0] >= t_silent
+    flagged = [t for t in robot.transitions if t.episode_id == started.episode_id and t.intervention]
+    assert len(flagged) >= n_steps - 1 >= 3, "the steps before the loss were not kept"
+    assert not any(e.event == EpisodeEvent.ABORTED and e.episode_id == again.episode_id for e in robot.events)
+    assert [t for t in robot.transitions if t.episode_id == again.episode_id and not t.intervention]
