@@ -485,7 +485,8 @@ class ResetServer(Node):
         return True
 
     def destroy_node(self) -> None:
-        self.closing.set()  # a reset waiting for a person returns at once, so the worker thread can be joined
+        if hasattr(self, "closing"):  # not when the constructor refused to start
+            self.closing.set()  # a reset waiting for a person returns at once, so the worker thread can be joined
         super().destroy_node()
 
 
