@@ -17,5 +17,6 @@ setup(
     description="The 5 Hz SGFT control loop with its safety envelope.",
     license="Apache-2.0",
     extras_require={"test": ["pytest"]},  # colcon picks pytest from here (tests_require is gone)
-    entry_points={"console_scripts": ["policy_node = sgft_policy.policy_node:main"]},
+    entry_points={"console_scripts": ["policy_node = sgft_policy.policy_node:main",
+                                      "teleop = sgft_policy.teleop:main"]},
 )
