@@ -12,5 +12,6 @@ python -m sgft_bringup.run_graph --task push --session --log-dir "$out/logs" \
   --set "sgft_learner.run_dir=$out/learner" \
   --set "sgft_policy.estop_state_file=$out/estop" \
   --set "sgft_policy.episode_state_file=$out/policy_episode.json" \
-  --set "sgft_finetune_session.output_dir=$out" "$@"
+  --set "sgft_finetune_session.output_dir=$out" \
+  --set "sgft_recorder.output_dir=$out/recordings" "$@"
 grep -h "loop timing" "$out/logs/sgft_policy.log" | tail -n 1 || true

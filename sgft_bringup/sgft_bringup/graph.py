@@ -23,6 +23,7 @@ from sgft_interfaces.share import installed_share
 
 DEFAULT_PROFILE = "sim"
 RESET_SERVER = "sgft_reset_server"  # real mode's ResetEpisode server (sim mode: the simulated robot serves it)
+RECORDER = "sgft_recorder"  # one MCAP bag per episode, where the YAML has its section
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,11 @@ def graph_nodes(task: str, mode: str = "sim", config_file: str | os.PathLike | N
         GraphNode("sgft_learner", "sgft_learner", "sgft_learner.learner_node", "learner_node",
                   config["sgft_learner"] | sim_time),
     ]
+    if RECORDER in config:
+        recorder = config[RECORDER] | sim_time
+        if mode == "sim":  # the simulated camera renders color only for a subscriber, at ~0.1 s a frame
+            recorder["image_topics"] = [""]
+        nodes.append(GraphNode(RECORDER, "sgft_bringup", "sgft_bringup.recorder", "recorder", recorder))
     return nodes
 
 

@@ -281,6 +281,7 @@ def node_parameters(robot: Profile, task: str | None = None, camera: Profile | N
     params = {"sgft_policy": dict(common), "sgft_sim_robot": sim_robot,
               "sgft_finetune_session": {"robot_pose_topic": state["pose"]["topic"]},
               "sgft_learner": {"base_frame": robot["base_frame"]},  # the heatmap's frame
+              "sgft_recorder": {k: v for k, v in common.items() if k != "base_frame"},
               # detections in the frame the policy checks them against
               "sgft_perception": {"output_frame": robot["base_frame"]}}
     if camera is not None and camera_names:

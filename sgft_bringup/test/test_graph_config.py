@@ -15,10 +15,15 @@ from sgft_core.finetune import make_config
 
 def test_push_graph_has_every_node_with_its_section(real_site):
     sim = graph_nodes("push", "sim")
-    assert [n.name for n in sim] == ["sgft_sim_robot", "sgft_perception", "sgft_policy", "sgft_learner"]
+    assert [n.name for n in sim] == ["sgft_sim_robot", "sgft_perception", "sgft_policy", "sgft_learner",
+                                     "sgft_recorder"]
     assert all(n.parameters["use_sim_time"] for n in sim[1:])
     real = graph_nodes("push", "real", site=real_site)
     assert "sgft_sim_robot" not in [n.name for n in real]
+    # episodes recorded in both modes; camera images on the real robot only (the sim renders color at a cost)
+    recorder = {n.name: n.parameters for n in sim}["sgft_recorder"]
+    assert recorder["image_topics"] == [""]
+    assert {n.name: n.parameters for n in real}["sgft_recorder"]["image_topics"] == ["/camera1/camera1/color/image_raw"]
     assert not any(n.parameters["use_sim_time"] for n in real)
 
 
@@ -52,9 +57,10 @@ def test_the_reset_server_runs_in_the_real_graph_only_with_the_profiles_topics_a
 def test_insert_graph_has_no_perception_and_its_session_waits_for_the_robot_state(real_site):
     """Insert observes no camera (held leg, calibrated hole): no perception node, and the session starts an episode on
     the robot state of the reset scene, not on a detection that would never come."""
-    assert [n.name for n in graph_nodes("insert", "sim")] == ["sgft_sim_robot", "sgft_policy", "sgft_learner"]
+    assert [n.name for n in graph_nodes("insert", "sim")] == ["sgft_sim_robot", "sgft_policy", "sgft_learner",
+                                                              "sgft_recorder"]
     assert [n.name for n in graph_nodes("insert", "real", site=real_site)] == ["sgft_reset_server", "sgft_policy",
-                                                                             "sgft_learner"]
+                                                                             "sgft_learner", "sgft_recorder"]
     assert session_parameters("insert")["wait_for_detection"] is False
     assert session_parameters("push")["wait_for_detection"] is True
     assert session_parameters("push", "real", site=real_site)["use_sim_time"] is False

@@ -71,8 +71,8 @@ def test_real_launch_includes_the_profiles_upstream_launch_and_cameras(launch_fi
     switch = [a for a in actions if type(a).__name__ == "ExecuteProcess"][0].kwargs["cmd"][0]
     assert "--activate cartesian_impedance_controller --deactivate joint_trajectory_controller" in switch
     nodes = [a.kwargs for a in actions if type(a).__name__ == "Node"]
-    assert [n["name"] for n in nodes] == ["sgft_perception", "sgft_policy", "sgft_learner",
-                                          "sgft_tf_camera1_depth_optical_frame"]
+    assert [n["name"] for n in nodes] == ["sgft_reset_server", "sgft_perception", "sgft_policy", "sgft_learner",
+                                          "sgft_recorder", "sgft_tf_camera1_depth_optical_frame"]
     tf = nodes[-1]
     assert (tf["package"], tf["executable"]) == ("tf2_ros", "static_transform_publisher")
     assert "--frame-id=base" in tf["arguments"] and "--child-frame-id=camera1_depth_optical_frame" in tf["arguments"]
