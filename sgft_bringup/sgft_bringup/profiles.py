@@ -278,7 +278,10 @@ def node_parameters(robot: Profile, task: str | None = None, camera: Profile | N
     sim_robot = dict(common, state_reliability=state["qos"]["reliability"])
     if state["rate_hz"] is not None:  # the rate the robot's state arrives at; else the sim keeps its own
         sim_robot["state_rate_hz"] = float(state["rate_hz"])
-    params = {"sgft_policy": dict(common), "sgft_sim_robot": sim_robot,
+    # crisp's controller ignores targets while its topic has more than one publisher: the policy's goes between
+    # episodes, when the reset server homes the arm on the same topic
+    single = bool((robot["cartesian_target"] or {}).get("single_publisher", False))
+    params = {"sgft_policy": dict(common, command_publisher_per_episode=single), "sgft_sim_robot": sim_robot,
               "sgft_finetune_session": {"robot_pose_topic": state["pose"]["topic"]},
               "sgft_learner": {"base_frame": robot["base_frame"]},  # the heatmap's frame
               "sgft_recorder": {k: v for k, v in common.items() if k != "base_frame"},

@@ -13,7 +13,8 @@ from sgft_core.tasks import TASKS
 from sgft_interfaces import Topics
 
 ROBOTS = ["crisp", "franka_ros2_humble", "franka_ros2_jazzy", "sim"]
-POLICY = {"robot_pose_topic", "joint_state_topic", "cartesian_target_topic", "joint_trajectory_topic", "base_frame"}
+POLICY = {"robot_pose_topic", "joint_state_topic", "cartesian_target_topic", "joint_trajectory_topic", "base_frame",
+          "command_publisher_per_episode"}
 
 
 def test_every_profile_loads_and_names_its_sources():
@@ -34,6 +35,7 @@ def test_robot_facts_map_to_the_agreed_parameters():
     assert crisp["sgft_policy"]["cartesian_target_topic"] == "/target_pose"
     assert crisp["sgft_policy"]["robot_pose_topic"] == "/current_pose"
     assert crisp["sgft_policy"]["base_frame"] == "base"
+    assert crisp["sgft_policy"]["command_publisher_per_episode"]  # crisp ignores a topic with two publishers
     assert crisp["sgft_sim_robot"]["state_reliability"] == "reliable"
     assert crisp["sgft_sim_robot"]["state_rate_hz"] == 1000.0  # every controller_manager update, not a setting
     assert crisp["sgft_perception"] == {"output_frame": "base"}  # detections in the frame the policy checks
@@ -46,7 +48,8 @@ def test_robot_facts_map_to_the_agreed_parameters():
     sim = node_parameters(load_profile("sim"), "push")
     assert sim["sgft_policy"] == {"robot_pose_topic": Topics.ROBOT_POSE, "joint_state_topic":
                                   Topics.MEASURED_JOINT_STATES, "cartesian_target_topic": Topics.CARTESIAN_TARGET,
-                                  "joint_trajectory_topic": Topics.JOINT_TRAJECTORY, "base_frame": "fr3_link0"}
+                                  "joint_trajectory_topic": Topics.JOINT_TRAJECTORY, "base_frame": "fr3_link0",
+                                  "command_publisher_per_episode": False}
     cams = node_parameters(load_profile("sim"), None, load_profile("realsense"), ["camera1", "camera2"])
     assert cams["sgft_perception"] == {"output_frame": "fr3_link0", "cloud_topics": list(Topics.CAMERA_CLOUDS),
                                        "cloud_frame_ids": ["camera1_depth_optical_frame",

@@ -41,6 +41,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "cartesian_target_topic": (Topics.CARTESIAN_TARGET,
                                "PoseStamped target topic of the Cartesian impedance controller"),
     "joint_trajectory_topic": (Topics.JOINT_TRAJECTORY, "JointTrajectory topic of the joint controller"),
+    "command_publisher_per_episode": (
+        False, "publish targets only while an episode runs (the publisher is created at its start, removed after its "
+               "end): for a controller that ignores targets while its topic has more than one publisher (crisp's), "
+               "so the reset server can home the arm between episodes"),
     "robot_pose_topic": (Topics.ROBOT_POSE, "PoseStamped end-effector pose in base_frame (robot interface profile)"),
     "joint_state_topic": (Topics.MEASURED_JOINT_STATES, "JointState of the arm (robot interface profile)"),
     "max_stamp_future_s": (0.1, "a robot state or detection stamped further than this (s) ahead of the node's clock "
@@ -96,6 +100,7 @@ class PolicyParameters:
     max_input_age: float
     max_hold: float
     intervention_timeout: float  # s
+    command_publisher_per_episode: bool
     base_frame: str
     cartesian_target_topic: str
     joint_trajectory_topic: str
@@ -168,6 +173,7 @@ class PolicyParameters:
         return cls(
             spec=spec, checkpoint=p["checkpoint"], period=1.0 / p["control_rate_hz"],
             max_input_age=p["max_input_age_s"], max_hold=p["max_hold_s"], intervention_timeout=timeout,
+            command_publisher_per_episode=bool(p["command_publisher_per_episode"]),
             base_frame=p["base_frame"],
             cartesian_target_topic=p["cartesian_target_topic"], joint_trajectory_topic=p["joint_trajectory_topic"],
             orientation=quat, envelope=envelope, constants=constants,

@@ -63,6 +63,7 @@ from sgft_interfaces.stamps import stamp_ns, stamp_problem
 from sgft_msgs.msg import EpisodeEvent, Intervention, ObjectDetection, PolicyUpdate, Transition
 from sgft_msgs.srv import StartEpisode, StopEpisode
 from sgft_policy.assembly import Commander, Inputs, ObservationAssembler, command_msg, hold_target, time_msg
+from sgft_policy.command_output import CommandOutput
 from sgft_policy.episode import Episode, EventKind
 from sgft_policy.intervention import Takeover, intervention_from_msg
 from sgft_policy.parameters import PARAMETERS, ParameterError, PolicyParameters
@@ -108,10 +109,10 @@ class PolicyNode(Node):
                 # best effort takes reliable and best-effort devices alike; a device repeats its state at its rate
                 (Intervention, Topics.INTERVENTION, self._on_intervention, SENSOR_QOS, "intervention")):
             self.create_subscription(msg_type, topic, self._guarded(kind, callback), qos)
-        if self.spec.action_kind == "cartesian":
-            self.command_pub = self.create_publisher(PoseStamped, p.cartesian_target_topic, COMMAND_QOS)
-        else:
-            self.command_pub = self.create_publisher(JointTrajectory, p.joint_trajectory_topic, COMMAND_QOS)
+        cartesian = self.spec.action_kind == "cartesian"
+        self.command_pub = CommandOutput(self, PoseStamped if cartesian else JointTrajectory,
+                                         p.cartesian_target_topic if cartesian else p.joint_trajectory_topic,
+                                         COMMAND_QOS, p.command_publisher_per_episode)
         self.transition_pub = self.create_publisher(Transition, Topics.TRANSITIONS, TRANSITION_QOS)
         self.event_pub = self.create_publisher(EpisodeEvent, Topics.EPISODE_EVENTS, EPISODE_EVENT_QOS)
         for srv_type, name, handler in ((StartEpisode, Services.START_EPISODE, self._on_start),
@@ -216,6 +217,7 @@ class PolicyNode(Node):
     def _on_start(self, request: StartEpisode.Request, response: StartEpisode.Response) -> StartEpisode.Response:
         response.accepted, response.message = self.episode.start(request.evaluation, self._not_ready)
         if response.accepted:
+            self.command_pub.open()
             self.commander.reset()
             self.takeover.reset()
             response.episode_id = self.episode.episode_id
@@ -249,6 +251,8 @@ class PolicyNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.params.base_frame
         self.event_pub.publish(msg)
+        if kind in (EventKind.FINISHED, EventKind.ABORTED):
+            self.command_pub.close()
 
     # ------------------------------------------------------------------------------------------------ the loop
     def _on_poll(self) -> None:

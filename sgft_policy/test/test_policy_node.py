@@ -640,3 +640,22 @@ def test_a_teleop_device_that_goes_silent_mid_intervention_aborts_the_episode(wo
     assert len(flagged) >= n_steps - 1 >= 3, "the steps before the loss were not kept"
     assert not any(e.event == EpisodeEvent.ABORTED and e.episode_id == again.episode_id for e in robot.events)
     assert [t for t in robot.transitions if t.episode_id == again.episode_id and not t.intervention]
+
+
+def test_with_a_per_episode_publisher_no_target_publisher_exists_between_episodes(workdir, ros):
+    """crisp's controller ignores a topic with two publishers: with command_publisher_per_episode the policy's
+    publisher exists only from an episode's start until shortly after its end, so the reset server can home the
+    arm on the same topic meanwhile."""
+    proc = _policy(workdir, "policy_per_episode", command_publisher_per_episode=True)
+    robot = FakeRobot(ros, start_xy=(0.3, 0.0))
+    topic = Topics.CARTESIAN_TARGET
+    try:
+        robot.run(1.5)
+        assert ros.count_publishers(topic) == 0
+        assert start_episode(ros, robot.start, step=robot.publish).accepted
+        assert spin_until(ros, lambda: ros.count_publishers(topic) == 1, 5.0, robot.publish)
+        assert spin_until(ros, lambda: bool(robot.commands), 5.0, robot.publish)
+        assert call(ros, robot.stop, StopEpisode.Request(reason="test"), step=robot.publish).stopped
+        assert spin_until(ros, lambda: ros.count_publishers(topic) == 0, 5.0, robot.publish)
+    finally:
+        stop_node(proc)
