@@ -1,6 +1,6 @@
 # Entry points. `make demo` runs the main job; `make test` is what CI runs (.ci/run).
 SHELL := /bin/bash
-.PHONY: bootstrap build test demo faults lint clean
+.PHONY: bootstrap build test demo demo-operator faults lint clean
 
 bootstrap:
 	tools/bootstrap.sh
@@ -13,6 +13,10 @@ test:
 
 demo: build
 	source setup.bash && tools/demo.sh
+
+# The real-robot path (reset server, operator, labels, an intervention, recordings) against the simulated robot.
+demo-operator: build
+	source setup.bash && tools/demo_operator.sh
 
 # The fault-injection suite (also part of `make test`): every test marked `faults` (see the README's fault table).
 faults: build

@@ -24,12 +24,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import rclpy
-from rclpy.executors import SingleThreadedExecutor
+import yaml
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.task import Future
 from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
+from sgft_bringup.reset_server import SCENE_MARKER_QOS as SCENE_QOS
+from sgft_bringup.reset_server import START_SCENE_TOPIC
 from sgft_interfaces import EPISODE_EVENT_QOS, ESTOP_QOS, STATUS_QOS, Services, Topics
 from sgft_msgs.msg import EpisodeEvent, Intervention, LearnerStatus
 from sgft_msgs.srv import LabelEpisode, StartEpisode, StopEpisode
@@ -46,6 +49,7 @@ KEYS = {
     "E": "e-stop off",
     "q": "quit the console",
 }
+LABEL_DELAY_S = 2.0  # a scripted label waits this long after the episode's end (its last transition is stored)
 EVENT_NAMES = {EpisodeEvent.STARTED: "running", EpisodeEvent.FINISHED: "finished", EpisodeEvent.ABORTED: "aborted",
                EpisodeEvent.HOLDING: "holding", EpisodeEvent.RESUMED: "running"}
 
@@ -63,7 +67,11 @@ class ConsoleState:
     labels: dict[int, bool] = field(default_factory=dict)  # episode -> the operator's label
     status: LearnerStatus | None = None
     estop: bool = False
+    training_episodes: list[int] = field(default_factory=list)  # fine-tuning (not evaluation) episodes, in order
+    finished_at: dict[int, float] = field(default_factory=dict)  # episode -> monotonic time of its FINISHED
+    started_at: float = 0.0  # monotonic time of the current episode's STARTED
     log: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=8))
+    echo: Callable[[str], None] | None = None  # also hand each log line here (a script's stdout)
 
     def on_event(self, msg: EpisodeEvent) -> None:
         if msg.episode_id < self.episode_id:
@@ -73,8 +81,13 @@ class ConsoleState:
         if msg.event == EpisodeEvent.HOLDING and "paused" in msg.reason:
             self.episode_state = "paused"
         self.reason = msg.reason
+        if msg.event == EpisodeEvent.STARTED:
+            self.started_at = time.monotonic()
+            if not msg.evaluation and self.episode_id not in self.training_episodes:
+                self.training_episodes.append(self.episode_id)
         if msg.event == EpisodeEvent.FINISHED:
             self.finished[self.episode_id] = bool(msg.success)
+            self.finished_at[self.episode_id] = time.monotonic()
         if msg.event in (EpisodeEvent.FINISHED, EpisodeEvent.ABORTED, EpisodeEvent.HOLDING):
             self.note(f"episode {msg.episode_id} {self.episode_state}: {msg.reason}")
 
@@ -86,6 +99,8 @@ class ConsoleState:
 
     def note(self, line: str) -> None:
         self.log.append(f"{time.strftime('%H:%M:%S')} {line}")
+        if self.echo is not None:
+            self.echo(self.log[-1])
 
     def success(self, episode: int) -> bool:
         """An episode's outcome: the operator's label where there is one, else what the robot perceived."""
@@ -276,42 +291,76 @@ def run_console(node: ConsoleNode, stop: threading.Event, refresh_s: float = 0.2
 
 @dataclass
 class Script:
-    """What the scripted operator of `make demo-operator` does: confirm every reset, label the first `labels`
-    finished episodes (the perceived outcome, as a person watching would), and take over with `intervention` for
-    `intervention_steps` control periods in episode `intervene_in`."""
+    """What the scripted operator of `make demo-operator` does: when the reset server shows the scene to set up
+    (/sgft/start_scene), set it up (with `scene_service`, a simulator's hands: ResetEpisode with the start scene's
+    index, or any scene) and confirm the reset; label the first `labels` finished episodes (the perceived outcome, as
+    a person watching would); and take over with `intervention` for `intervention_steps` control periods in episode
+    `intervene_in` (counted among fine-tuning episodes: evaluation episodes do not feed the learner)."""
 
     labels: int = 2
-    intervene_in: int = 2
+    intervene_in: int = 1
     intervention_steps: int = 5
     intervention: tuple[float, ...] = (0.5, 0.0)
     period_s: float = 0.2
+    scene_service: str = ""
+    start_scenes: tuple[tuple[float, float], ...] = ()
+
+
+def scene_index(marker, scenes: tuple[tuple[float, float], ...]) -> int:
+    """Which start scene a reset server's marker shows (the nearest by x, y); -1 for any scene (no marker shown)."""
+    if marker.action != marker.ADD or not scenes:
+        return -1
+    xy = np.array([marker.pose.position.x, marker.pose.position.y])
+    return int(np.argmin([np.hypot(*(xy - np.asarray(s))) for s in scenes]))
 
 
 def run_scripted(node: ConsoleNode, stop: threading.Event, script: Script,
                  now: Callable[[], float] = time.monotonic) -> None:
     """The scripted operator: same services and topics as a person at the console."""
+    from visualization_msgs.msg import Marker
+
+    from sgft_msgs.srv import ResetEpisode
+
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     state, client = node.state, node.client
     labelled: set[int] = set()
     intervened = False
-    next_confirm = 0.0
+    shown: list = []  # scenes the reset server asked for, oldest first
+    # latched, like the reset server's publisher: a scene shown before this operator started is still seen
+    node.create_subscription(Marker, START_SCENE_TOPIC, shown.append, SCENE_QOS)
+    hands = node.create_client(ResetEpisode, script.scene_service) if script.scene_service else None
+    setting_up: Future | None = None
     try:
         while not stop.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=0.05)
             node.collect_answers()
-            if now() >= next_confirm and state.episode_state in ("idle", "finished", "aborted"):
-                # a reset server waiting for the scene answers; one not waiting refuses, which is fine
-                if client.confirm_client.service_is_ready():
+            if shown and setting_up is None:
+                scene = scene_index(shown.pop(0), script.start_scenes)
+                state.note(f"setting up {'scene ' + str(scene) if scene >= 0 else 'a scene'}")
+                setting_up = (hands.call_async(ResetEpisode.Request(seed=-1, scene=scene)) if hands is not None
+                              else None)
+                if setting_up is None:
                     node.pending.append(("confirm reset", client.confirm_reset()))
-                next_confirm = now() + 1.0
+            if setting_up is not None and setting_up.done():
+                state.note(f"scene set up: {answer_text(setting_up.result())}")
+                node.pending.append(("confirm reset", client.confirm_reset()))
+                setting_up = None
+            # label fine-tuning episodes (evaluation ones are not stored), a moment after their end: the learner
+            # refuses a label while the episode's last transition is still on its way
             for episode in sorted(set(state.finished) - labelled):
-                if len(labelled) < script.labels:
-                    state.labels[episode] = state.finished[episode]
-                    node.pending.append((f"label episode {episode}", client.label(episode, state.finished[episode])))
-                labelled.add(episode)
-            if (not intervened and state.episode_id == script.intervene_in and state.episode_state == "running"
-                    and state.steps >= 2):
+                if episode not in state.training_episodes:
+                    labelled.add(episode)
+                elif now() - state.finished_at[episode] >= LABEL_DELAY_S:
+                    if len(labelled & set(state.training_episodes)) < script.labels:
+                        state.labels[episode] = state.finished[episode]
+                        node.pending.append((f"label episode {episode}",
+                                             client.label(episode, state.finished[episode])))
+                    labelled.add(episode)
+            takeover = (script.intervene_in <= len(state.training_episodes)
+                        and state.episode_id == state.training_episodes[script.intervene_in - 1])
+            # a second into the episode (its events carry no step count while it runs)
+            if not intervened and takeover and state.episode_state == "running" and now() - state.started_at > 1.0:
                 state.note(f"intervening in episode {state.episode_id} for {script.intervention_steps} steps")
                 for _ in range(script.intervention_steps * 4):  # a device sends faster than the control rate
                     client.intervene(np.asarray(script.intervention))
@@ -320,8 +369,6 @@ def run_scripted(node: ConsoleNode, stop: threading.Event, script: Script,
                 intervened = True
     finally:
         executor.remove_node(node)
-        for line in state.log:
-            print(f"[operator] {line}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -330,16 +377,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labels", type=int, default=Script.labels, help="scripted: episodes to label")
     parser.add_argument("--intervene-in", type=int, default=Script.intervene_in,
                         help="scripted: the episode to take over in")
+    parser.add_argument("--scene-service", default="", help="scripted: ResetEpisode service that sets up a scene "
+                        "(a simulator's; real-sim mode: /sgft/sim/reset_scene)")
+    parser.add_argument("--site", help="scripted: site file whose start_scenes the reset server shows")
     args, ros_args = parser.parse_known_args(argv)
     rclpy.init(args=ros_args)
     node = ConsoleNode()
+    if args.scripted:
+        node.state.echo = lambda line: print(f"[operator] {line}", flush=True)
     stop = threading.Event()
     try:
         if args.scripted:
-            run_scripted(node, stop, Script(labels=args.labels, intervene_in=args.intervene_in))
+            scenes = ()
+            if args.site:
+                with open(args.site, encoding="utf-8") as f:
+                    scenes = tuple(tuple(s) for s in (yaml.safe_load(f)["site"].get("start_scenes") or []))
+            run_scripted(node, stop, Script(labels=args.labels, intervene_in=args.intervene_in,
+                                            scene_service=args.scene_service, start_scenes=scenes))
         else:
             run_console(node, stop)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()

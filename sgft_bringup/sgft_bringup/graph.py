@@ -23,6 +23,10 @@ from sgft_interfaces.share import installed_share
 
 DEFAULT_PROFILE = "sim"
 RESET_SERVER = "sgft_reset_server"  # real mode's ResetEpisode server (sim mode: the simulated robot serves it)
+MODES = ("sim", "real", "real-sim")
+# real-sim: the real-robot graph (wall clock, site file, reset server, operator) against the simulated robot, which
+# runs on the wall clock and leaves the graph's resets to the reset server; it sets up scenes as an operator's hands
+SIM_SCENE_SERVICE = "/sgft/sim/reset_scene"
 RECORDER = "sgft_recorder"  # one MCAP bag per episode, where the YAML has its section
 
 
@@ -87,8 +91,8 @@ def resolve_site(task: str, mode: str, profile: str | None = None,
                  site: str | os.PathLike | Site | None = None) -> tuple[str, Site | None]:
     """(robot profile name, site) for a graph. Real mode needs a calibrated site file and takes its profile; sim
     mode takes `profile` (default: the simulated robot's names) and no site."""
-    if mode not in ("sim", "real"):
-        raise ValueError(f"mode must be 'sim' or 'real', got {mode!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode == "sim":
         return profile or DEFAULT_PROFILE, None
     if site is None:
@@ -96,7 +100,8 @@ def resolve_site(task: str, mode: str, profile: str | None = None,
                          "robot_ip, camera serials and calibrated extrinsics, colours, home pose; start from "
                          f"{share_dir() / 'config' / 'site_template.yaml'}")
     loaded = site if isinstance(site, Site) else load_site(site, task)
-    check_not_simulated(loaded, simulated_extrinsics())
+    if mode == "real":  # real-sim's cameras are the simulator's, so its site holds their poses
+        check_not_simulated(loaded, simulated_extrinsics())
     if profile is not None and profile != loaded.robot_profile:
         raise ValueError(f"--profile {profile} differs from the site file's robot_profile {loaded.robot_profile}; "
                          "in real mode the site names the robot profile (leave --profile out or change the site)")
@@ -111,6 +116,9 @@ def graph_config(task: str, config_file: str | os.PathLike | None = None,
     session reads. ValueError (ProfileError, SiteError) when the profile or site cannot serve the task."""
     config = load_config(task, config_file)
     name, loaded = resolve_site(task, mode, profile, site)
+    if mode == "real-sim":
+        config["sgft_sim_robot"] = config.get("sgft_sim_robot", {}) | {
+            "wall_clock": True, "time_scale": 1.0, "idle_time_scale": 1.0, "reset_service": SIM_SCENE_SERVICE}
     if loaded is None:
         layer = node_parameters(load_profile(name, kind="robot"), task)
     else:
@@ -162,14 +170,16 @@ def graph_nodes(task: str, mode: str = "sim", config_file: str | os.PathLike | N
     """The nodes of the fine-tuning graph. mode "sim": the simulated robot stands in for robot + cameras and
     publishes /clock, so every other node runs on sim time, with the names of `profile` (default "sim"). mode
     "real": the robot and camera drivers provide those topics instead, named by the site file's robot profile, and
-    the reset server homes the arm to the site's home and waits for the operator's scene between episodes."""
+    the reset server homes the arm to the site's home and waits for the operator's scene between episodes. mode
+    "real-sim": the real graph against the simulated robot on the wall clock (`make demo-operator`); the simulator
+    sets up scenes on SIM_SCENE_SERVICE, as an operator's hands would."""
     config = graph_config(task, config_file, overrides, mode, profile, site)
     sim_time = {"use_sim_time": mode == "sim"}
     nodes = []
-    if mode == "sim":
+    if mode in ("sim", "real-sim"):
         nodes.append(GraphNode("sgft_sim_robot", "sgft_sim", "sgft_sim.robot_node", "robot_node",
                                config["sgft_sim_robot"]))
-    else:
+    if mode in ("real", "real-sim"):
         nodes.append(GraphNode(RESET_SERVER, "sgft_bringup", "sgft_bringup.reset_server", "reset_server",
                                config[RESET_SERVER] | sim_time))
     if has_perception(config):
@@ -183,7 +193,7 @@ def graph_nodes(task: str, mode: str = "sim", config_file: str | os.PathLike | N
     ]
     if RECORDER in config:
         recorder = config[RECORDER] | sim_time
-        if mode == "sim":  # the simulated camera renders color only for a subscriber, at ~0.1 s a frame
+        if mode != "real":  # the simulated camera renders color only for a subscriber, at ~0.1 s a frame
             recorder["image_topics"] = [""]
         nodes.append(GraphNode(RECORDER, "sgft_bringup", "sgft_bringup.recorder", "recorder", recorder))
     return nodes
@@ -201,6 +211,6 @@ def session_parameters(task: str, mode: str = "sim", config_file: str | os.PathL
     params = dict(config.get("sgft_finetune_session", {}))
     params["use_sim_time"] = mode == "sim"
     params.setdefault("wait_for_detection", has_perception(config))
-    if mode == "real":
+    if mode != "sim":
         params.setdefault("reset_timeout_s", 0.0)
     return params

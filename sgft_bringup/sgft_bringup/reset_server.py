@@ -373,6 +373,8 @@ class ResetServer(Node):
     def _home(self) -> float:
         """Stream bounded targets until the measured state is within tolerance of home; its final distance."""
         spec, home = self.spec, np.asarray(self.home, dtype=np.float64)
+        # a robot (or simulator) just brought up may not have published its state yet: wait as for its controller
+        self._wait(lambda: time.monotonic() - self.state.pose_at <= self.state_timeout, self.controller_wait)
         start_measured, start_ee, start_orientation = self._measured()
         if distance(spec, start_measured, home) <= self.tolerance:
             return distance(spec, start_measured, home)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from sgft_bringup.graph import TASKS, GraphNode, graph_nodes, session_parameters, transport_environment
+from sgft_bringup.graph import MODES, TASKS, GraphNode, graph_nodes, session_parameters, transport_environment
 from sgft_bringup.profiles import available as available_profiles
 from sgft_core import overrides as key_value
 
@@ -118,7 +118,10 @@ def stop_all(procs: dict[str, subprocess.Popen], timeout_s: float = 15.0) -> Non
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--task", default="push", choices=TASKS)
-    parser.add_argument("--mode", default="sim", choices=("sim", "real"))
+    parser.add_argument("--mode", default="sim", choices=MODES,
+                        help="sim: the simulated robot on sim time; real: your robot and cameras (needs --site); "
+                             "real-sim: the real-robot graph (wall clock, reset server, operator) against the "
+                             "simulated robot")
     parser.add_argument("--config", help="parameter YAML (default: the package's config/<task>.yaml)")
     parser.add_argument("--profile", choices=available_profiles(),
                         help="robot interface profile (config/profiles; default: sim; real mode: the site's)")

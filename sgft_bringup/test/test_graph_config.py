@@ -216,3 +216,22 @@ def test_transport_profile_is_installed_fits_a_cloud_and_a_users_own_wins(monkey
                          namespaces=ns) == "false"
     monkeypatch.setenv("FASTDDS_DEFAULT_PROFILES_FILE", "/etc/my_fastdds.xml")
     assert transport_environment() == {"FASTDDS_DEFAULT_PROFILES_FILE": "/etc/my_fastdds.xml"}
+
+
+def test_real_sim_mode_runs_the_real_graph_against_the_simulated_robot(tmp_path):
+    """make demo-operator's graph: the reset server serves the graph's resets, the simulated robot runs on the wall
+    clock and sets up scenes on its own service; the site may hold the simulated camera's pose."""
+    from conftest import write_site
+
+    from sgft_bringup.graph import SIM_SCENE_SERVICE
+
+    sim_camera = [1.15, -0.55, 0.65, -0.808559, -0.382356, 0.1912, 0.404326]
+    site = write_site(tmp_path / "site.yaml", robot_profile="sim",
+                      cameras=[{"name": "camera1", "serial": "0", "extrinsics": sim_camera}])
+    nodes = {n.name: n.parameters for n in graph_nodes("push", "real-sim", site=site)}
+    assert list(nodes)[:2] == ["sgft_sim_robot", "sgft_reset_server"]
+    robot = nodes["sgft_sim_robot"]
+    assert robot["wall_clock"] and robot["time_scale"] == 1.0 and robot["reset_service"] == SIM_SCENE_SERVICE
+    assert not any(p.get("use_sim_time") for p in nodes.values())
+    with pytest.raises(ValueError, match="calibrat"):  # the same site is refused for a real robot
+        graph_nodes("push", "real", site=site)

@@ -66,6 +66,7 @@ from trajectory_msgs.msg import JointTrajectory
 
 from sgft_core.command import scale_command
 from sgft_core.fr3 import BASE_FRAME, JOINT_NAMES, MJCF_JOINT_ZERO_OFFSET
+from sgft_core.seeds import EVAL_SEED
 from sgft_interfaces import (
     COMMAND_QOS,
     EPISODE_EVENT_QOS,
@@ -136,6 +137,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
         1.0, "wall seconds the sim waits at each control tick of a running episode for the policy's command before "
         "it goes on (0 = never waits)"),
     "cartesian_target_topic": (Topics.CARTESIAN_TARGET, "Cartesian target topic"),
+    "reset_service": (Services.RESET_EPISODE,
+                      "the ResetEpisode service it serves: the graph's (sim mode), or in real-sim mode the operator's "
+                      "hands that set up a scene while the reset server homes the arm (a scene i is the evaluation "
+                      "seed's: EVAL_SEED + i)"),
     "joint_trajectory_topic": (Topics.JOINT_TRAJECTORY, "joint trajectory topic"),
     # the robot interface profile this simulated robot speaks (sgft_bringup/config/profiles)
     "robot_pose_topic": (Topics.ROBOT_POSE, "end-effector pose topic (PoseStamped)"),
@@ -308,7 +313,8 @@ class SimRobotNode(Node):
                           for name in p.cameras}
         self.create_subscription(PoseStamped, p.cartesian_target_topic, self._on_command, COMMAND_QOS)
         self.create_subscription(JointTrajectory, p.joint_trajectory_topic, self._on_command, COMMAND_QOS)
-        self.create_service(ResetEpisode, Services.RESET_EPISODE, self._on_reset, qos_profile=SERVICE_QOS)
+        self.create_service(ResetEpisode, self.get_parameter("reset_service").value, self._on_reset,
+                            qos_profile=SERVICE_QOS)
         self.stop_client = self.create_client(StopEpisode, Services.STOP_EPISODE)
         self.create_subscription(ObjectDetection, Topics.OBJECT_DETECTION, self._on_detection, SENSOR_QOS)
         self.create_subscription(EpisodeEvent, Topics.EPISODE_EVENTS, self._on_episode_event, EPISODE_EVENT_QOS)
@@ -431,7 +437,10 @@ class SimRobotNode(Node):
             return response
         with self.lock:
             self.resets += 1
-            seed = int(request.seed) if request.seed >= 0 else self.params.seed + self.resets
+            if request.scene >= 0:  # a fixed start scene: the evaluation's i-th
+                seed = EVAL_SEED + int(request.scene)
+            else:
+                seed = int(request.seed) if request.seed >= 0 else self.params.seed + self.resets
             self.env.reset(seed=seed)
             self.pending.clear()
             self.history.clear()  # a command from before the reset is scaled against the reset state
