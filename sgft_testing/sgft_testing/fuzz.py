@@ -362,7 +362,7 @@ class Fuzzer:
         msg.action = self.float32_array(self.action_dim, (-1.5, 1.5))
         msg.next_obs = self.float32_array(self.obs_dim, (-0.5, 0.8))
         msg.reward = self.float32((-2.0, 1.0))
-        msg.terminal, msg.truncated, msg.success = (self.chance(0.5) for _ in range(3))
+        msg.terminal, msg.truncated, msg.success, msg.intervention = (self.chance(0.5) for _ in range(4))
         msg.policy_version = self.uint(32, 5)
         finite = all(np.isfinite(np.asarray(a, dtype=np.float64)).all() for a in (msg.obs, msg.action, msg.next_obs))
         return msg, (f"{label} task={msg.task[:20]!r} key={key_kind}({episode},{step}) obs={len(msg.obs)} "
