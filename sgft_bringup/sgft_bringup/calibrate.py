@@ -35,10 +35,8 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -51,6 +49,7 @@ import numpy as np
 import yaml
 from transforms3d.quaternions import mat2quat, quat2mat
 
+from sgft_core.checkpoint import atomic_write_bytes
 from sgft_core.command import task_envelope
 from sgft_core.fr3 import BASE_FRAME
 from sgft_core.tasks import TaskSpec, get_task
@@ -294,17 +293,7 @@ def write_site(path: Path, camera: str, extrinsics: list[float]) -> None:
         cameras.append(entry)
     entry["extrinsics"] = [float(v) for v in extrinsics]
     text = yaml.safe_dump(document, sort_keys=False, default_flow_style=None)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, text.encode("utf-8"))  # a crash leaves the old site file or the new one
 
 
 # ------------------------------------------------------------------------------------------------------ ROS side

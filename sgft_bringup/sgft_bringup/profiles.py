@@ -64,17 +64,21 @@ def available() -> list[str]:
     return sorted(p.stem for p in profiles_dir().glob("*.yaml"))
 
 
-def _keys(section: Any, where: str, required: set[str], optional: set[str] = frozenset()) -> dict:
+def check_keys(section: Any, where: str, required: set[str], optional: set[str] = frozenset(),
+               error: type[ValueError] = ProfileError) -> dict:
+    """`section` as a mapping with exactly the `required` keys (less the `optional` ones it may leave out); `error`
+    naming the field otherwise. Profiles and site files share it."""
     if not isinstance(section, dict):
-        raise ProfileError(f"{where}: expected a mapping, got {type(section).__name__}")
+        raise error(f"{where}: expected a mapping, got {type(section).__name__}")
     missing = sorted(required - optional - set(section))
     if missing:
-        raise ProfileError(f"{where}: missing {', '.join(f'{where}.{k}' for k in missing)}")
+        raise error(f"{where}: missing {', '.join(f'{where}.{k}' for k in missing)}")
     unknown = sorted(set(section) - required)
     if unknown:
-        raise ProfileError(f"{where}: unknown {', '.join(f'{where}.{k}' for k in unknown)} (known: "
-                           f"{', '.join(sorted(required))})")
+        raise error(f"{where}: unknown {', '.join(f'{where}.{k}' for k in unknown)} (known: "
+                    f"{', '.join(sorted(required))})")
     return section
+
 
 
 def _string(value: Any, where: str, absolute_topic: bool = False) -> str:
@@ -92,7 +96,7 @@ def _strings(value: Any, where: str) -> list[str]:
 
 
 def _qos(section: Any, where: str) -> None:
-    _keys(section, where, QOS_KEYS)
+    check_keys(section, where, QOS_KEYS)
     if section["reliability"] not in RELIABILITIES:
         raise ProfileError(f"{where}.reliability: expected one of {RELIABILITIES}, got {section['reliability']!r}")
     if not isinstance(section["depth"], int) or isinstance(section["depth"], bool) or section["depth"] < 1:
@@ -105,14 +109,14 @@ def _message_type(value: Any, where: str, expected: str) -> None:
 
 
 def _validate_robot(data: dict) -> None:
-    _keys(data, "profile", ROBOT_KEYS, ROBOT_OPTIONAL)
+    check_keys(data, "profile", ROBOT_KEYS, ROBOT_OPTIONAL)
     _string(data["description"], "description")
     _string(data["base_frame"], "base_frame")
-    state = _keys(data["state"], "state", STATE_KEYS)
-    _keys(state["pose"], "state.pose", TOPIC_KEYS)
+    state = check_keys(data["state"], "state", STATE_KEYS)
+    check_keys(state["pose"], "state.pose", TOPIC_KEYS)
     _string(state["pose"]["topic"], "state.pose.topic", absolute_topic=True)
     _message_type(state["pose"]["type"], "state.pose.type", "geometry_msgs/msg/PoseStamped")
-    _keys(state["joint_state"], "state.joint_state", TOPIC_KEYS)
+    check_keys(state["joint_state"], "state.joint_state", TOPIC_KEYS)
     _string(state["joint_state"]["topic"], "state.joint_state.topic", absolute_topic=True)
     _message_type(state["joint_state"]["type"], "state.joint_state.type", "sensor_msgs/msg/JointState")
     _string(state["frame_id"], "state.frame_id")
@@ -128,7 +132,7 @@ def _validate_robot(data: dict) -> None:
     if cartesian is None:
         _string(data.get("cartesian_target_unavailable"), "cartesian_target_unavailable")
     else:
-        _keys(cartesian, "cartesian_target", CARTESIAN_KEYS)
+        check_keys(cartesian, "cartesian_target", CARTESIAN_KEYS)
         _string(cartesian["topic"], "cartesian_target.topic", absolute_topic=True)
         _message_type(cartesian["type"], "cartesian_target.type", "geometry_msgs/msg/PoseStamped")
         _qos(cartesian["qos"], "cartesian_target.qos")
@@ -141,7 +145,7 @@ def _validate_robot(data: dict) -> None:
 
     joint = data["joint_target"]
     if joint is not None:
-        _keys(joint, "joint_target", JOINT_KEYS)
+        check_keys(joint, "joint_target", JOINT_KEYS)
         _string(joint["topic"], "joint_target.topic", absolute_topic=True)
         _message_type(joint["type"], "joint_target.type", "trajectory_msgs/msg/JointTrajectory")
         _qos(joint["qos"], "joint_target.qos")
@@ -153,7 +157,7 @@ def _validate_robot(data: dict) -> None:
             raise ProfileError(f"joint_target.joint_names: expected the FR3's {list(JOINT_NAMES)}, got {names}")
         _string(joint["source"], "joint_target.source")
 
-    controllers = _keys(data["controllers"], "controllers", CONTROLLER_KEYS)
+    controllers = check_keys(data["controllers"], "controllers", CONTROLLER_KEYS)
     for kind, target in (("cartesian", cartesian), ("joint", joint)):
         section = controllers[kind]
         where = f"controllers.{kind}"
@@ -161,7 +165,7 @@ def _validate_robot(data: dict) -> None:
             if target is not None:
                 raise ProfileError(f"{where}: null, but {kind}_target is set")
             continue
-        _keys(section, where, SWITCH_KEYS)
+        check_keys(section, where, SWITCH_KEYS)
         if not isinstance(section["spawn"], list):
             raise ProfileError(f"{where}.spawn: expected a list of spawner argument lists")
         for i, args in enumerate(section["spawn"]):
@@ -172,7 +176,7 @@ def _validate_robot(data: dict) -> None:
 
     bringup = data["bringup"]
     if bringup is not None:
-        _keys(bringup, "bringup", BRINGUP_KEYS)
+        check_keys(bringup, "bringup", BRINGUP_KEYS)
         _string(bringup["package"], "bringup.package")
         _string(bringup["launch_file"], "bringup.launch_file")
         if not isinstance(bringup["arguments"], dict) or not all(
@@ -187,9 +191,9 @@ def _validate_robot(data: dict) -> None:
 
 
 def _validate_camera(data: dict) -> None:
-    _keys(data, "profile", CAMERA_KEYS)
+    check_keys(data, "profile", CAMERA_KEYS)
     _string(data["description"], "description")
-    cloud = _keys(data["cloud"], "cloud", CLOUD_KEYS)
+    cloud = check_keys(data["cloud"], "cloud", CLOUD_KEYS)
     for key in ("topic_pattern", "frame_id_pattern"):
         _string(cloud[key], f"cloud.{key}")
     if "{camera_name}" not in cloud["frame_id_pattern"] or "{camera_name}" not in cloud["topic_pattern"]:
@@ -197,10 +201,10 @@ def _validate_camera(data: dict) -> None:
     _message_type(cloud["type"], "cloud.type", "sensor_msgs/msg/PointCloud2")
     _qos(cloud["qos"], "cloud.qos")
     _string(cloud["source"], "cloud.source")
-    driver = _keys(data["driver"], "driver", DRIVER_KEYS)
+    driver = check_keys(data["driver"], "driver", DRIVER_KEYS)
     _string(driver["package"], "driver.package")
     _string(driver["launch_file"], "driver.launch_file")
-    arguments = _keys(driver["arguments"], "driver.arguments", DRIVER_ARGUMENTS)
+    arguments = check_keys(driver["arguments"], "driver.arguments", DRIVER_ARGUMENTS)
     for key, value in arguments.items():
         _string(value, f"driver.arguments.{key}")
     if not isinstance(driver["serial_prefix"], str):

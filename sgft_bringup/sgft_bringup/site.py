@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from sgft_bringup.profiles import ProfileError, load_profile, node_parameters
+from sgft_bringup.profiles import ProfileError, check_keys, load_profile, node_parameters
 from sgft_core import fr3
 from sgft_core.tasks import TASKS
 
@@ -66,16 +66,7 @@ class Site:
 
 
 def _keys(section, where: str, required: set[str], optional: set[str] = frozenset()) -> dict:
-    if not isinstance(section, dict):
-        raise SiteError(f"{where}: expected a mapping, got {type(section).__name__}")
-    missing = sorted(required - optional - set(section))
-    if missing:
-        raise SiteError(f"{where}: missing {', '.join(f'{where}.{k}' for k in missing)}")
-    unknown = sorted(set(section) - required)
-    if unknown:
-        raise SiteError(f"{where}: unknown {', '.join(f'{where}.{k}' for k in unknown)} (known: "
-                        f"{', '.join(sorted(required))})")
-    return section
+    return check_keys(section, where, required, optional, error=SiteError)
 
 
 def _numbers(value, where: str, n: int) -> tuple[float, ...]:
