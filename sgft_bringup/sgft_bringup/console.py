@@ -49,6 +49,7 @@ KEYS = {
     "E": "e-stop off",
     "q": "quit the console",
 }
+SCENE_ANSWER_S = 10.0  # a scripted scene set-up not answered within this is asked for again
 LABEL_DELAY_S = 2.0  # a scripted label waits this long after the episode's end (its last transition is stored)
 EVENT_NAMES = {EpisodeEvent.STARTED: "running", EpisodeEvent.FINISHED: "finished", EpisodeEvent.ABORTED: "aborted",
                EpisodeEvent.HOLDING: "holding", EpisodeEvent.RESUMED: "running"}
@@ -330,22 +331,29 @@ def run_scripted(node: ConsoleNode, stop: threading.Event, script: Script,
     # latched, like the reset server's publisher: a scene shown before this operator started is still seen
     node.create_subscription(Marker, START_SCENE_TOPIC, shown.append, SCENE_QOS)
     hands = node.create_client(ResetEpisode, script.scene_service) if script.scene_service else None
-    setting_up: Future | None = None
+    setting_up: tuple[Future, int, float] | None = None  # the hands' call, its scene, when it was sent
     try:
         while not stop.is_set() and rclpy.ok():
             executor.spin_once(timeout_sec=0.05)
             node.collect_answers()
-            if shown and setting_up is None:
+            # a request sent before the service is discovered is never answered: wait for it, and ask again when an
+            # answer is overdue
+            if shown and setting_up is None and (hands is None or hands.service_is_ready()):
                 scene = scene_index(shown.pop(0), script.start_scenes)
                 state.note(f"setting up {'scene ' + str(scene) if scene >= 0 else 'a scene'}")
-                setting_up = (hands.call_async(ResetEpisode.Request(seed=-1, scene=scene)) if hands is not None
-                              else None)
-                if setting_up is None:
+                if hands is None:
                     node.pending.append(("confirm reset", client.confirm_reset()))
-            if setting_up is not None and setting_up.done():
-                state.note(f"scene set up: {answer_text(setting_up.result())}")
+                else:
+                    setting_up = (hands.call_async(ResetEpisode.Request(seed=-1, scene=scene)), scene, now())
+            if setting_up is not None and setting_up[0].done():
+                state.note(f"scene set up: {answer_text(setting_up[0].result())}")
                 node.pending.append(("confirm reset", client.confirm_reset()))
                 setting_up = None
+            elif setting_up is not None and now() - setting_up[2] > SCENE_ANSWER_S:
+                future, scene, _ = setting_up
+                hands.remove_pending_request(future)
+                state.note(f"no answer from {script.scene_service} within {SCENE_ANSWER_S} s: asking again")
+                setting_up = (hands.call_async(ResetEpisode.Request(seed=-1, scene=scene)), scene, now())
             # label fine-tuning episodes (evaluation ones are not stored), a moment after their end: the learner
             # refuses a label while the episode's last transition is still on its way
             for episode in sorted(set(state.finished) - labelled):
