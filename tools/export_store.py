@@ -1,8 +1,8 @@
 """Export a learner's transition store to a rosbag2 (MCAP or sqlite3) for analysis tools (Foxglove, rosbags, pandas).
 
     source setup.bash
-    python tools/export_store.py runs/push_demo/learner --out /tmp/push_demo_bag
-    python tools/export_store.py runs/push_demo/learner/transitions.log --out /tmp/push_demo_bag --storage sqlite3
+    python tools/export_store.py runs/push_demo/learner --out runs/push_demo_bag
+    python tools/export_store.py runs/push_demo/learner/transitions.log --out runs/push_demo_bag --storage sqlite3
 
 Each stored record becomes one message on /sgft/transitions (sgft_msgs/msg/Transition) at its header stamp; the
 records are the CDR bytes the policy published, so they are written as they are. The store stays the learner's source

@@ -3,7 +3,7 @@ file, from an ArUco marker mounted on the hand.
 
     python -m sgft_bringup.calibrate --site site.yaml --camera camera1 --task push \
         --marker-in-ee 0 -0.0707 -0.0707 0.3827 0 0 0.9239        # real robot: the marker's mounting is measured
-    python -m sgft_bringup.calibrate --sim --task push --site /tmp/site.yaml  # simulated robot, graded on its truth
+    python -m sgft_bringup.calibrate --sim --task push --site runs/sim_site.yaml  # simulated robot, graded on its truth
 
 The arm visits `--poses` positions spread over the task's workspace box, one bounded step (the task's max_delta, what
 the policy may command) per control period on the Cartesian target topic, as the policy streams them. At each, once

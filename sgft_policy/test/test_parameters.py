@@ -9,7 +9,7 @@ from sgft_policy.parameters import PARAMETERS, ParameterError, PolicyParameters
 
 def values(**overrides):
     p = PolicyParameters.defaults()
-    p["checkpoint"] = "/tmp/push.safetensors"
+    p["checkpoint"] = "push.safetensors"  # only validated as a name here
     p.update(overrides)
     return p
 
