@@ -363,6 +363,9 @@ class ResetServer(Node):
         what = f"scene {scene}: object at ({xy[0]:.3f}, {xy[1]:.3f})" if xy else "any scene"
         self.get_logger().info(f"reset: homing, then set up {what}")
         error = self._home()
+        with self.lock:  # open for the confirmation before showing the scene: an operator may answer at once
+            self.confirmed.clear()
+            self.awaiting_confirmation = True
         self._show_scene(scene, xy)
         self.get_logger().info(f"homed; set up {what}, then confirm: ros2 service call {Services.CONFIRM_RESET} "
                                "std_srvs/srv/Trigger")
@@ -463,9 +466,7 @@ class ResetServer(Node):
         self.marker_pub.publish(marker)
 
     def _await_confirmation(self) -> None:
-        with self.lock:
-            self.confirmed.clear()
-            self.awaiting_confirmation = True
+        """Wait for the confirmation _reset opened (awaiting_confirmation set before the scene was shown)."""
         try:
             timeout = self.confirm_timeout or math.inf
             if not self._wait(self.confirmed.is_set, timeout):
